@@ -1,0 +1,44 @@
+import hashlib
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from xai_widgets.zoo import load_demo
+
+warnings.filterwarnings("ignore", module="captum")
+
+
+@pytest.fixture(scope="session")
+def demo():
+    return load_demo("mnist")
+
+
+@pytest.fixture
+def model(demo):
+    return demo[0]
+
+
+@pytest.fixture
+def images(demo):
+    return demo[1]
+
+
+@pytest.fixture
+def image(demo):
+    return demo[1][0]
+
+
+def checksum(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def max_relative_difference(ours, theirs) -> float:
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    scale = max(np.abs(theirs).max(), 1e-12)
+    return float(np.abs(ours - theirs).max() / scale)

@@ -1,0 +1,298 @@
+"""ModelAdapter: turns whatever the user passes into what the model expects.
+
+It accepts images as torch tensors (H,W), (C,H,W), (1,C,H,W); numpy arrays (H,W), (H,W,C),
+(C,H,W), uint8 0..255 or float; or PIL images. It finds the device, switches the model to
+eval mode only for the duration of a computation, and gives gradient methods the logits
+when the model ends in a Softmax.
+
+>>> import torch
+>>> from xai_widgets.adapter import ModelAdapter
+>>> from xai_widgets.zoo import load_demo
+>>> model, images, labels, classes = load_demo("mnist")
+>>> adapter = ModelAdapter(model)
+>>> image, notes = adapter.image(images[0].numpy()[0] * 255)   # an (H,W) float array
+>>> tuple(image.shape)
+(1, 1, 28, 28)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xai_widgets.errors import InputError
+
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+class LogitsModule(nn.Module):
+    """``model(preprocess(x))`` with a trailing Softmax removed, as one module for hooks."""
+
+    def __init__(self, model: nn.Module, preprocess: Callable | None, strip_softmax: bool):
+        super().__init__()
+        self.model = model[:-1] if strip_softmax else model
+        self.preprocess = preprocess
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        return self.model(x)
+
+
+class ModelAdapter:
+    """Wraps a user model without modifying it.
+
+    ``preprocess`` maps an image batch (N,C,H,W) in image space (0..1 for uint8 input) to
+    what the model takes, e.g. a normalisation; attributions are taken in image space.
+    ``output`` is ``"auto"`` (detect probabilities), ``"logits"`` or ``"probabilities"``.
+    """
+
+    def __init__(self, model: Any, preprocess: Callable | None = None,
+                 classes: Sequence[str] | None = None, output: str = "auto"):
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a plain "
+                "function in a Module whose forward calls it")
+        if output not in ("auto", "logits", "probabilities"):
+            raise InputError(f"output must be 'auto', 'logits' or 'probabilities', got {output!r}")
+        if preprocess is not None and not callable(preprocess):
+            raise InputError("preprocess must be a callable that maps an (N,C,H,W) batch to "
+                             "the model's input")
+        self.model = model
+        self.preprocess = preprocess
+        self.classes = list(classes) if classes is not None else None
+        self.output = output
+        self.notes: list[str] = []
+        ends_in_softmax = isinstance(model, nn.Sequential) and len(model) > 1 and isinstance(
+            model[-1], nn.Softmax)
+        self.forward_module = LogitsModule(model, preprocess, strip_softmax=ends_in_softmax)
+        if ends_in_softmax:
+            self.notes.append("the model ends in Softmax: attributions are taken on the "
+                              "logits before it; probabilities are their softmax, as the model computes them")
+        self._strips_softmax = ends_in_softmax
+        self._returns_probabilities: bool | None = True if output == "probabilities" else (
+            False if output == "logits" else None)
+        self.n_classes: int | None = None
+
+    # -- facts about the model -------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.model.parameters():
+            return tensor.device
+        for tensor in self.model.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def expected_channels(self) -> int | None:
+        """in_channels of the first Conv2d, when there is no preprocess to change them."""
+        if self.preprocess is not None:
+            return None
+        for module in self.model.modules():
+            if isinstance(module, nn.Conv2d):
+                return module.in_channels
+        return None
+
+    def conv_layers(self) -> dict[str, nn.Conv2d]:
+        """Named Conv2d layers of the model, in registration order."""
+        return {name: m for name, m in self.model.named_modules() if isinstance(m, nn.Conv2d)}
+
+    def version(self) -> tuple:
+        """Changes whenever a parameter is modified in place or replaced (cache key part)."""
+        return tuple((id(p), p._version) for p in self.model.parameters())
+
+    @contextlib.contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """Eval mode for the computation; every module's own training flag is restored."""
+        flags = [(m, m.training) for m in self.model.modules() if m.training]
+        if not flags:  # already in eval mode: nothing to switch or restore
+            yield
+            return
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for module, flag in flags:
+                module.training = flag
+
+    def copy_model(self) -> nn.Module:
+        """A deep copy of the logits module, for methods that must attach state to layers."""
+        return copy.deepcopy(self.forward_module)
+
+    # -- inputs ----------------------------------------------------------------------
+    def image(self, x: Any) -> tuple[torch.Tensor, list[str]]:
+        """One image as a float (1,C,H,W) tensor on the model's device, plus what was assumed."""
+        tensor, notes = to_chw(x, self.expected_channels)
+        self._check_channels(tensor.shape[0], "the image")
+        return tensor.unsqueeze(0).to(self.device), notes
+
+    def batch(self, data: Any, like: torch.Tensor) -> torch.Tensor:
+        """Reference images (``data=``) as a float (N,C,H,W) tensor shaped like ``like``."""
+        batch = to_nchw(data, like.shape[1])
+        if tuple(batch.shape[1:]) != tuple(like.shape[1:]):
+            raise InputError(
+                f"data images have shape {tuple(batch.shape[1:])} but the image has "
+                f"{tuple(like.shape[1:])}: pass reference images of the same size and channels")
+        return batch.to(self.device)
+
+    def _check_channels(self, channels: int, what: str) -> None:
+        expected = self.expected_channels
+        if expected is not None and channels != expected:
+            fix = ("convert it to grayscale (PIL: img.convert('L'); tensor: x.mean(0, keepdim=True))"
+                   if expected == 1 else f"give it {expected} channels (e.g. x.repeat({expected}, 1, 1))")
+            raise InputError(f"{what} has {channels} channel(s) but the model's first conv layer "
+                             f"expects {expected}: {fix}")
+
+    # -- outputs ---------------------------------------------------------------------
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Forward pass without gradients, returning the scores attributions explain."""
+        with torch.no_grad(), self.eval_mode():
+            out = self.forward_module(batch)
+        if out.ndim != 2:
+            raise InputError(f"the model returned shape {tuple(out.shape)}; an image classifier "
+                             "must return (batch, n_classes) scores")
+        self.n_classes = out.shape[1]
+        return out
+
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: softmax of the logits, or the model's own probabilities."""
+        scores = self.logits(batch)
+        if self._returns_probabilities is None:
+            self._returns_probabilities = looks_like_probabilities(scores)
+            if self._returns_probabilities:
+                self.notes.append("the model returns probabilities and its Softmax could not "
+                                  "be removed: attributions explain probabilities, not logits")
+        return scores if self._returns_probabilities else torch.softmax(scores, dim=1)
+
+    def check_targets(self, targets: Any, n_classes: int) -> list[int]:
+        """``"all"``, an int or a list of ints, validated against the number of classes."""
+        if isinstance(targets, str):
+            if targets != "all":
+                raise InputError(f"targets must be 'all', an int or a list of ints, got {targets!r}")
+            return list(range(n_classes))
+        items = [targets] if np.ndim(targets) == 0 else list(np.asarray(targets).ravel())
+        if not items:
+            raise InputError("targets is empty: pass 'all', a class index or a list of them")
+        out = []
+        for item in items:
+            if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+                raise InputError(f"target {item!r} is not a class index: pass ints in 0..{n_classes - 1}")
+            if not 0 <= int(item) < n_classes:
+                raise InputError(f"target {int(item)} is out of range: the model has {n_classes} "
+                                 f"classes, so targets must be in 0..{n_classes - 1}")
+            out.append(int(item))
+        return out
+
+
+def looks_like_probabilities(scores: torch.Tensor) -> bool:
+    sums = scores.sum(dim=1)
+    return bool((scores >= 0).all() and (scores <= 1).all()
+                and torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+
+
+def to_chw(x: Any, expected_channels: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """Any single image form as a float32 (C,H,W) CPU tensor and the assumptions made."""
+    notes: list[str] = []
+    if hasattr(x, "mode") and hasattr(x, "size") and not isinstance(x, (np.ndarray, torch.Tensor)):
+        x = np.asarray(x)  # PIL image: (H,W) or (H,W,C) uint8
+        if x.ndim == 3:
+            x = x.transpose(2, 0, 1)
+        notes.append("PIL image converted to a (C,H,W) array")
+        channels_last = False
+    else:
+        channels_last = None
+    is_torch = isinstance(x, torch.Tensor)
+    if not is_torch:
+        try:
+            x = np.asarray(x)
+        except Exception as error:  # noqa: BLE001 - any conversion failure means bad input
+            raise InputError(f"cannot read the image ({type(x).__name__}): pass a torch tensor, "
+                             f"a numpy array or a PIL image ({error})") from None
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise InputError(f"the image has dtype {x.dtype}: pass numbers (uint8 0..255 or float)")
+    shape = tuple(x.shape)
+    if len(shape) == 4:
+        if shape[0] != 1:
+            raise InputError(f"got a batch of {shape[0]} images {shape} where one image is expected: "
+                             "pass one of them, e.g. images[0]")
+        x = x[0]
+        shape = shape[1:]
+    if len(shape) == 2:
+        x = x[None]
+    elif len(shape) == 3:
+        if channels_last is None:
+            channels_last = _guess_channels_last(shape, expected_channels, is_torch, notes)
+        if channels_last:
+            x = x.permute(2, 0, 1) if is_torch else x.transpose(2, 0, 1)
+    else:
+        raise InputError(f"an image must have 2 to 4 dimensions, got shape {shape}: pass (H,W), "
+                         "(C,H,W), (H,W,C) or (1,C,H,W)")
+    tensor = x.detach().cpu() if is_torch else torch.from_numpy(np.array(x, copy=True))
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.float() / 255.0
+        notes.append("uint8 pixels scaled from 0..255 to 0..1")
+    elif tensor.dtype == torch.bool:
+        tensor = tensor.float()
+    elif not tensor.is_floating_point():
+        tensor = tensor.float()
+        if tensor.max() > 1.5:
+            tensor = tensor / 255.0
+            notes.append("integer pixels scaled from 0..255 to 0..1")
+    tensor = tensor.float().clone()
+    if not torch.isfinite(tensor).all():
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise InputError(f"the image has {bad} NaN or infinite pixel(s): replace them "
+                         "(e.g. np.nan_to_num(x)) before explaining")
+    if min(tensor.shape[1:]) < 2:
+        raise InputError(f"the image is {tuple(tensor.shape[1:])} pixels: too small to explain")
+    return tensor, notes
+
+
+def _guess_channels_last(shape: tuple, expected: int | None, is_torch: bool,
+                         notes: list[str]) -> bool:
+    first, last = shape[0] in _CHANNEL_COUNTS, shape[-1] in _CHANNEL_COUNTS
+    if expected is not None and expected in (shape[0], shape[-1]):
+        first, last = shape[0] == expected, shape[-1] == expected
+    if first and not last:
+        if not is_torch:
+            notes.append(f"assumed channels first: (C,H,W) = {shape}")
+        return False
+    if last and not first:
+        notes.append(f"assumed channels last: (H,W,C) = {shape}")
+        return True
+    if first and last:
+        layout = "channels last (H,W,C)" if not is_torch else "channels first (C,H,W)"
+        notes.append(f"shape {shape} is ambiguous; assumed {layout}")
+        return not is_torch
+    raise InputError(f"cannot tell the channels of an image of shape {shape}"
+                     + (f": the model expects {expected} channel(s)" if expected else "")
+                     + "; pass (C,H,W) or (H,W,C) with 1, 3 or 4 channels")
+
+
+def to_nchw(data: Any, channels: int) -> torch.Tensor:
+    """Reference images as a float32 (N,C,H,W) CPU tensor (first axis always the images)."""
+    if isinstance(data, (list, tuple)):
+        images = [to_chw(item, channels)[0] for item in data]
+        shapes = {tuple(i.shape) for i in images}
+        if len(shapes) != 1:
+            raise InputError(f"data images have different shapes {sorted(shapes)}: resize them")
+        return torch.stack(images)
+    is_torch = isinstance(data, torch.Tensor)
+    array = data if is_torch else np.asarray(data)
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4:
+        raise InputError(f"data must be a batch of images (N,C,H,W), (N,H,W,C) or (N,H,W); got "
+                         f"shape {tuple(array.shape)}")
+    if array.shape[1] != channels and array.shape[-1] == channels:
+        array = array.permute(0, 3, 1, 2) if is_torch else array.transpose(0, 3, 1, 2)
+    tensor = array.detach().cpu() if is_torch else torch.from_numpy(np.array(array, copy=True))
+    tensor = tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float().clone()
+    if not torch.isfinite(tensor).all():
+        raise InputError("data has NaN or infinite pixels: clean them (np.nan_to_num) first")
+    return tensor

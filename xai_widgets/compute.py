@@ -1,0 +1,78 @@
+"""One attribution computation: normalised inputs in, an ``Explanation`` out.
+
+``explain()`` and the widget's engine both call ``compute``; it validates the request
+against the method's spec, makes the baseline, runs the backend in eval mode and packs the
+result.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from xai_widgets import methods
+from xai_widgets.baselines import blend, check_alpha, make_baseline
+from xai_widgets.errors import InputError
+from xai_widgets.explanation import Explanation
+
+
+def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
+            params: dict | None = None, baseline: Any = "zero", baseline_alpha: float = 0.0,
+            data: torch.Tensor | None = None, notes: list[str] | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            cancelled: Callable[[], bool] | None = None) -> Explanation:
+    """Explain ``image`` (1,C,H,W, on the model's device) with ``method`` for ``targets``."""
+    start = time.perf_counter()
+    if not isinstance(method, str):
+        raise InputError(f"method must be a name such as 'integrated_gradients', got {method!r}")
+    spec = methods.spec(method)
+    reason = spec.available(adapter)
+    if reason:
+        raise InputError(f"{method} cannot explain this model: {reason}")
+    resolved = spec.resolve(dict(params or {}))
+    alpha = check_alpha(baseline_alpha)
+    probabilities = adapter.probabilities(image)[0]
+    target_list = adapter.check_targets(targets, probabilities.shape[0])
+    baseline_image = None
+    if spec.needs_baseline:
+        seed = resolved.get("seed", 0)
+        baseline_image = blend(make_baseline(baseline, image, data, seed=seed), image, alpha)
+    task = methods.Task(adapter, image, target_list, resolved, baseline_image, data,
+                        progress=progress, cancelled=cancelled, notes=list(notes or []))
+    with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
+        # captum warns about hooks it sets and removes and about inputs it marks for grads
+        warnings.filterwarnings("ignore", category=UserWarning, module="captum")
+        raw = spec.compute(task).detach()
+    attributions = raw[:, 0] if spec.spatial else raw.sum(dim=1)
+    completeness_error = None
+    if spec.complete and task.params.get("smoothing", "none") == "none":
+        completeness_error = relative_gap(adapter, attributions, image, baseline_image, target_list)
+        if completeness_error > 0.01:
+            fix = ("raise n_steps" if "n_steps" in resolved else
+                   "captum's DeepLift is exact only when each ReLU comes before its max-pool")
+            task.notes.append(f"the maps sum to f(x) − f(baseline) only within "
+                              f"{100 * completeness_error:.1f} % of the largest gap: {fix}")
+    if not torch.isfinite(raw).all():
+        task.notes.append("the backend returned NaN or infinite attributions (a dead or saturated "
+                          "model region?); try another method or baseline")
+    return Explanation(
+        attributions=attributions.float().cpu().numpy(), raw=raw.float().cpu().numpy(),
+        targets=target_list, probabilities=probabilities.float().cpu().numpy(), method=method,
+        params=resolved, baseline=baseline if isinstance(baseline, str) else "array",
+        baseline_alpha=alpha, seconds=time.perf_counter() - start,
+        image=image[0].float().cpu().numpy(),
+        baseline_image=None if baseline_image is None else baseline_image[0].float().cpu().numpy(),
+        classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),
+        completeness_error=completeness_error)
+
+
+def relative_gap(adapter, attributions: torch.Tensor, image: torch.Tensor,
+                 baseline: torch.Tensor, targets: list[int]) -> float:
+    """max over targets |Σ map − (f_t(x) − f_t(b))|, relative to the largest |f_t(x) − f_t(b)|."""
+    scores = adapter.logits(torch.cat([image, baseline]))[:, targets]
+    gap = (scores[0] - scores[1]).double()
+    error = (attributions.flatten(1).sum(1).double() - gap).abs().max()
+    return float(error / gap.abs().max().clamp_min(1e-12))

@@ -1,0 +1,358 @@
+"""Captum backend: gradient, perturbation and propagation methods, all targets batched.
+
+Every method explains all requested targets in one batched call: the image is repeated
+once per target and captum receives the list of targets, so ten classes cost one backward
+pass (or one batch of ``n_steps`` passes for integrated gradients), never a Python loop of
+captum calls. Occlusion is evaluated natively: each occluded image is scored once and every
+class's score is read from that one forward pass; the numbers equal captum's ``Occlusion``.
+
+>>> from xai_widgets import explain
+>>> from xai_widgets.zoo import load_demo
+>>> model, images, labels, classes = load_demo("mnist")
+>>> explain(model, images[0], method="grad_cam").attributions.shape
+(10, 28, 28)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import (LRP, DeepLift, GradientShap, GuidedBackprop, InputXGradient,
+                         IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel,
+                         Saliency)
+from captum.attr._utils import lrp_rules
+from captum.attr._utils.approximation_methods import approximation_parameters
+from torch import nn
+
+from xai_widgets.errors import InputError
+from xai_widgets.methods.registry import MethodSpec, Param, Task, register
+
+SMOOTHING = (
+    Param("smoothing", "choice", "none", choices=("none", "smoothgrad", "smoothgrad_sq", "vargrad"),
+          label="noise tunnel", help="average the map over noisy copies of the image (SmoothGrad)"),
+    Param("nt_samples", "int", 10, 1, 200, 1, label="noise samples"),
+    Param("nt_stdev", "float", 0.15, 0.0, 2.0, 0.01, label="noise std",
+          help="standard deviation of the added Gaussian noise, in pixel units"),
+    Param("seed", "int", 0, 0, 2**31 - 1, 1, help="random seed of the noise"),
+)
+ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
+UNHOOKED_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.PReLU,
+                        nn.SELU, nn.CELU, nn.ReLU6)
+# Identity in eval mode: in the LRP copy they become nn.Dropout, which captum passes through.
+LRP_IDENTITY_LAYERS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
+LRP_RULE_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                   nn.BatchNorm2d)
+LRP_PASS_LAYERS = (nn.ReLU, nn.Dropout, nn.Tanh, nn.Flatten)
+
+
+class LrpFlatten(nn.Module):
+    """nn.Flatten for the LRP copy: the reshape happens outside any hooked leaf layer."""
+
+    def __init__(self, flatten: nn.Flatten):
+        super().__init__()
+        self.start_dim, self.end_dim = flatten.start_dim, flatten.end_dim
+        self.passthrough = nn.Dropout()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.passthrough(torch.flatten(x, self.start_dim, self.end_dim))
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Seed torch's and numpy's generators (captum draws from both) for one computation,
+    leaving the user's random state as it was."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+
+
+def smoothed(attribution, task: Task, **kwargs) -> torch.Tensor:
+    """Run a captum method on all targets at once, through a NoiseTunnel when asked."""
+    p = task.params
+    if p.get("smoothing", "none") == "none":
+        return attribution.attribute(task.batch, target=task.targets, **kwargs)
+    with seeded(p["seed"], task.image.device):
+        return NoiseTunnel(attribution).attribute(
+            task.batch, nt_type=p["smoothing"], nt_samples=p["nt_samples"],
+            stdevs=p["nt_stdev"], target=task.targets, **kwargs)
+
+
+def internal_batch_size(task: Task, per_target: int, budget: int = 2**24) -> int:
+    """Images per pass: everything at once unless the batch would exceed ``budget`` floats."""
+    pixels = task.image.numel()
+    total = len(task.targets) * per_target
+    return max(len(task.targets), min(total, budget // max(pixels, 1)))
+
+
+def needs_activation_modules(adapter) -> str | None:
+    """DeepLift and guided backprop hook activation modules; unknown ones would be skipped."""
+    unknown = sorted({type(m).__name__ for m in adapter.model.modules()
+                      if isinstance(m, UNHOOKED_ACTIVATIONS)})
+    if unknown:
+        return (f"it has no rule for {', '.join(unknown)} (supported: ReLU, ELU, LeakyReLU, "
+                "Sigmoid, Tanh, Softplus); use integrated_gradients instead")
+    if not any(isinstance(m, ACTIVATIONS) for m in adapter.model.modules()):
+        return ("the model has no activation modules (nn.ReLU, ...); this method hooks them, so "
+                "write activations as modules instead of torch.relu calls in forward")
+    return None
+
+
+def needs_conv_layer(adapter) -> str | None:
+    if not adapter.conv_layers():
+        return "Grad-CAM needs a Conv2d layer and the model has none"
+    return None
+
+
+def lrp_support(adapter) -> str | None:
+    leaves = [(n, m) for n, m in adapter.forward_module.named_modules() if not list(m.children())]
+    allowed = LRP_RULE_LAYERS + LRP_PASS_LAYERS + LRP_IDENTITY_LAYERS
+    bad = [f"{name} ({type(m).__name__})" for name, m in leaves if not isinstance(m, allowed)]
+    if bad:
+        return ("captum's LRP supports Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, "
+                "BatchNorm2d, ReLU, Tanh, Dropout and Flatten; this model also has "
+                + ", ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""))
+    return None
+
+
+def input_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """d score[target_i] / d inputs[i] for every row, in one forward and one backward pass.
+
+    captum's gradient helper backpropagates ``torch.unbind(outputs)`` (one root per row),
+    which costs as much as the pass itself on big batches; summing the rows is equivalent.
+    """
+    inputs = inputs.detach().requires_grad_(True)
+    scores = model(inputs).gather(1, targets[:, None]).sum()
+    return torch.autograd.grad(scores, inputs)[0]
+
+
+def saliency(task: Task) -> torch.Tensor:
+    if task.params["smoothing"] != "none":
+        return smoothed(Saliency(task.adapter.forward_module), task, abs=task.params["absolute"])
+    grads = input_gradients(task.adapter.forward_module, task.batch, task.target_tensor)
+    return grads.abs() if task.params["absolute"] else grads
+
+
+def input_x_gradient(task: Task) -> torch.Tensor:
+    if task.params["smoothing"] != "none":
+        return smoothed(InputXGradient(task.adapter.forward_module), task)
+    return task.batch * input_gradients(task.adapter.forward_module, task.batch, task.target_tensor)
+
+
+def guided_backprop(task: Task) -> torch.Tensor:
+    return smoothed(GuidedBackprop(task.adapter.forward_module), task)
+
+
+@functools.lru_cache(maxsize=64)
+def path_weights(integration: str, n_steps: int) -> tuple[list[float], list[float]]:
+    """captum's own step sizes and alphas (Gauss-Legendre nodes cost ms to compute: cached)."""
+    step_sizes, alphas = approximation_parameters(integration)
+    return step_sizes(n_steps), alphas(n_steps)
+
+
+def integrated_gradients(task: Task) -> torch.Tensor:
+    p = task.params
+    if p["smoothing"] != "none":
+        return smoothed(IntegratedGradients(task.adapter.forward_module), task,
+                        baselines=task.baseline_batch, n_steps=p["n_steps"],
+                        method=p["integration"],
+                        internal_batch_size=internal_batch_size(task, p["n_steps"] * p["nt_samples"]))
+    step_sizes, alphas = path_weights(p["integration"], p["n_steps"])
+    n_targets = len(task.targets)
+    steps_per_pass = max(1, internal_batch_size(task, p["n_steps"]) // n_targets)
+    x, b = task.image, task.baseline
+    total = torch.zeros_like(task.batch)
+    targets = task.target_tensor
+    for start in range(0, len(alphas), steps_per_pass):
+        task.check()
+        chunk = torch.tensor(alphas[start:start + steps_per_pass], dtype=x.dtype, device=x.device)
+        weights = torch.tensor(step_sizes[start:start + steps_per_pass], dtype=x.dtype,
+                               device=x.device)
+        points = b + chunk.view(-1, 1, 1, 1) * (x - b)  # (steps, C, H, W)
+        batch = points.repeat_interleave(n_targets, dim=0)
+        grads = input_gradients(task.adapter.forward_module, batch, targets.repeat(len(chunk)))
+        total += (grads.view(len(chunk), n_targets, *x.shape[1:])
+                  * weights.view(-1, 1, 1, 1, 1)).sum(0)
+        task.report(start + len(chunk), len(alphas))
+    return total * (x - b)
+
+
+def deeplift(task: Task) -> torch.Tensor:
+    return DeepLift(task.adapter.forward_module).attribute(
+        task.batch, baselines=task.baseline_batch, target=task.targets)
+
+
+def gradient_shap(task: Task) -> torch.Tensor:
+    """Expected gradients: baselines drawn from the reference images, else the baseline."""
+    p = task.params
+    if task.data is not None:
+        baselines = task.data
+    else:
+        baselines = task.baseline
+        task.notes.append("gradient_shap drew its baselines from the chosen baseline only; pass "
+                          "data=images to draw them from reference images (expected gradients)")
+    with seeded(p["seed"], task.image.device):
+        return GradientShap(task.adapter.forward_module).attribute(
+            task.batch, baselines=baselines, n_samples=p["n_samples"], stdevs=p["stdev"],
+            target=task.targets)
+
+
+def occlusion_windows(height: int, width: int, window: int, stride: int,
+                      device: torch.device) -> torch.Tensor:
+    """Boolean (n_windows, 1, H, W) masks placed exactly as captum's Occlusion places them."""
+    def starts(size):
+        win = min(window, size)
+        count = math.ceil((size - win) / stride) + 1 if size > win else 1
+        return [i * stride for i in range(count)], win
+
+    rows, win_h = starts(height)
+    cols, win_w = starts(width)
+    masks = torch.zeros(len(rows) * len(cols), 1, height, width, dtype=torch.bool, device=device)
+    for i, (r, c) in enumerate((r, c) for r in rows for c in cols):
+        masks[i, 0, r:r + win_h, c:c + win_w] = True
+    return masks
+
+
+def occlusion(task: Task) -> torch.Tensor:
+    p = task.params
+    window, stride = p["window"], p["stride"]
+    _, channels, height, width = task.image.shape
+    if stride > window and window < max(height, width):
+        raise InputError(f"occlusion stride ({stride}) must not exceed the window size ({window}): "
+                         "pixels between windows would never be occluded")
+    if window > max(height, width):
+        raise InputError(f"occlusion window ({window}) is larger than the image ({height}×{width})")
+    model = task.adapter.forward_module
+    masks = occlusion_windows(height, width, window, stride, task.image.device)
+    with torch.no_grad():
+        reference = model(task.image)[0, task.targets]
+        scores = []
+        for start in range(0, len(masks), p["batch_size"]):
+            task.check()
+            chunk = masks[start:start + p["batch_size"]].to(task.image.dtype)
+            occluded = task.image * (1 - chunk) + task.baseline * chunk
+            scores.append(model(occluded)[:, task.targets])
+            task.report(min(start + p["batch_size"], len(masks)), len(masks))
+        drop = reference - torch.cat(scores)  # (n_windows, n_targets)
+    flat = masks.flatten(1).to(drop.dtype)  # (n_windows, H*W)
+    attribution = (drop.T @ flat) / flat.sum(0).clamp_min(1)
+    attribution = attribution.reshape(len(task.targets), 1, height, width)
+    return attribution.expand(-1, channels, -1, -1).contiguous()
+
+
+def conv_layer(task: Task) -> nn.Module:
+    layers = task.adapter.conv_layers()
+    name = task.params["layer"]
+    if name == "auto":
+        return list(layers.values())[-1]
+    if name not in layers:
+        raise InputError(f"layer {name!r} is not a Conv2d layer of the model; choose one of "
+                         f"{list(layers)} or 'auto' (the last one)")
+    return layers[name]
+
+
+def grad_cam(task: Task) -> torch.Tensor:
+    p = task.params
+    cam = LayerGradCam(task.adapter.forward_module, conv_layer(task)).attribute(
+        task.batch, target=task.targets, relu_attributions=p["relu"])
+    cam = LayerAttribution.interpolate(cam, tuple(task.image.shape[-2:]), p["upsample"])
+    return cam.expand(-1, task.image.shape[1], -1, -1).contiguous()
+
+
+LRP_COMPOSITES = {
+    "epsilon": lambda p: {LRP_RULE_LAYERS: lambda: lrp_rules.EpsilonRule(epsilon=p["epsilon"])},
+    "gamma": lambda p: {(nn.Conv2d,): lambda: lrp_rules.GammaRule(gamma=p["gamma"]),
+                        LRP_RULE_LAYERS: lambda: lrp_rules.EpsilonRule(epsilon=p["epsilon"])},
+    "alpha1beta0": lambda p: {(nn.Conv2d, nn.Linear): lrp_rules.Alpha1_Beta0_Rule,
+                              LRP_RULE_LAYERS: lambda: lrp_rules.EpsilonRule(epsilon=p["epsilon"])},
+}
+
+
+def lrp_model(adapter, params: dict) -> nn.Module:
+    """A copy of the model with one LRP rule per layer; the user's model is never touched."""
+    model = adapter.copy_model()
+    composite = LRP_COMPOSITES[params["rule"]](params)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, LRP_IDENTITY_LAYERS):
+                setattr(parent, name, nn.Dropout())
+            elif isinstance(child, nn.Flatten):
+                setattr(parent, name, LrpFlatten(child))
+    model.eval()
+    for module in model.modules():
+        if list(module.children()):
+            continue
+        for layer_types, make_rule in composite.items():
+            if isinstance(module, layer_types):
+                module.rule = make_rule()
+                break
+    return model
+
+
+def lrp(task: Task) -> torch.Tensor:
+    return LRP(lrp_model(task.adapter, task.params)).attribute(task.batch, target=task.targets)
+
+
+register(MethodSpec(
+    "integrated_gradients", "Integrated gradients", "captum",
+    "gradients averaged along the straight path from the baseline to the image; the map "
+    "sums to f(image) − f(baseline)", integrated_gradients,
+    params=(Param("n_steps", "int", 64, 1, 1000, 1, label="steps",
+                  help="path steps; more steps make the map sum closer to f(x) − f(baseline)"),
+            Param("integration", "choice", "gausslegendre",
+                  choices=("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+                           "riemann_middle"))) + SMOOTHING,
+    needs_baseline=True, complete=True))
+register(MethodSpec("saliency", "Saliency (gradient)", "captum",
+                    "gradient of the target score with respect to each pixel", saliency,
+                    params=(Param("absolute", "bool", True, label="absolute gradient"),)
+                    + SMOOTHING))
+register(MethodSpec("input_x_gradient", "Input × gradient", "captum",
+                    "pixel value times its gradient", input_x_gradient, params=SMOOTHING))
+register(MethodSpec("deeplift", "DeepLift", "captum",
+                    "rescale rule: contributions relative to the baseline; sums to "
+                    "f(image) − f(baseline)", deeplift, needs_baseline=True, complete=True,
+                    available=needs_activation_modules))
+register(MethodSpec(
+    "gradient_shap", "GradientSHAP (expected gradients)", "captum",
+    "gradients at random points between the image and baselines drawn from data=", gradient_shap,
+    params=(Param("n_samples", "int", 20, 1, 500, 1, label="samples"),
+            Param("stdev", "float", 0.0, 0.0, 2.0, 0.01, label="noise std"),
+            Param("seed", "int", 0, 0, 2**31 - 1, 1)),
+    needs_baseline=True, uses_data=True, stochastic=True))
+register(MethodSpec("guided_backprop", "Guided backprop", "captum",
+                    "gradients with negative signals stopped at every ReLU", guided_backprop,
+                    params=SMOOTHING, available=needs_activation_modules))
+register(MethodSpec(
+    "occlusion", "Occlusion", "captum",
+    "score drop when a window of pixels is replaced by the baseline", occlusion,
+    params=(Param("window", "int", 5, 1, 64, 1, label="window size",
+                  help="side of the square occluding box, in pixels"),
+            Param("stride", "int", 2, 1, 64, 1, help="step between windows, at most the window"),
+            Param("batch_size", "int", 256, 1, 8192, 1, label="batch size",
+                  help="occluded images per forward pass")),
+    needs_baseline=True, spatial=True))
+register(MethodSpec(
+    "grad_cam", "Grad-CAM", "captum",
+    "last conv layer's activations weighted by their mean gradient, upsampled", grad_cam,
+    params=(Param("layer", "str", "auto", help="name of a Conv2d layer; 'auto' = the last one"),
+            Param("relu", "bool", True, label="ReLU (positive evidence only)"),
+            Param("upsample", "choice", "bilinear", choices=("bilinear", "nearest"))),
+    spatial=True, available=needs_conv_layer))
+register(MethodSpec(
+    "lrp", "LRP", "captum", "layer-wise relevance propagation with a rule composite", lrp,
+    params=(Param("rule", "choice", "epsilon", choices=tuple(LRP_COMPOSITES),
+                  help="epsilon everywhere; gamma on conv layers; alpha1beta0 on conv and linear"),
+            Param("epsilon", "float", 1e-9, 0.0, 10.0, 0.01),
+            Param("gamma", "float", 0.25, 0.0, 10.0, 0.05)),
+    available=lrp_support))

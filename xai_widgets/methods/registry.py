@@ -1,0 +1,178 @@
+"""The method registry: every attribution method as a ``MethodSpec`` with typed parameters.
+
+The widget builds its controls from these specs; it holds no method knowledge itself.
+
+>>> from xai_widgets import methods
+>>> spec = methods.spec("occlusion")
+>>> [(p.name, p.default) for p in spec.params][:2]
+[('window', 5), ('stride', 2)]
+>>> spec.resolve({"window": 7})["window"]
+7
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from xai_widgets.errors import Cancelled, InputError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One method parameter: its type (``int``, ``float``, ``bool``, ``str``, ``choice``), default,
+    range (``low``..``high``, ``step``) or ``choices``, and a label for the control."""
+
+    name: str
+    kind: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple = ()
+    label: str = ""
+    help: str = ""
+
+    def validate(self, value: Any) -> Any:
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise InputError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+            return value
+        if self.kind == "str":
+            if not isinstance(value, str) or not value:
+                raise InputError(f"{self.name} must be a non-empty string, got {value!r}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise InputError(f"{self.name} must be True or False, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                self.kind == "int" and not float(value).is_integer()):
+            raise InputError(f"{self.name} must be {'an integer' if self.kind == 'int' else 'a number'}"
+                             f" in {self.low}..{self.high}, got {value!r}")
+        value = int(value) if self.kind == "int" else float(value)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise InputError(f"{self.name} must be in {self.low}..{self.high}, got {value}")
+        return value
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "default": self.default, "low": self.low,
+                "high": self.high, "step": self.step, "choices": list(self.choices),
+                "label": self.label or self.name.replace("_", " "), "help": self.help}
+
+
+@dataclass
+class Task:
+    """Everything one computation needs, already normalised by the engine.
+
+    ``image`` and ``baseline`` are (1,C,H,W) on the model's device; ``data`` is (N,C,H,W) or
+    None. ``report(done, total)`` reports progress; ``check()`` raises ``Cancelled`` once a
+    newer request supersedes this one.
+    """
+
+    adapter: Any
+    image: torch.Tensor
+    targets: list[int]
+    params: dict[str, Any]
+    baseline: torch.Tensor | None = None
+    data: torch.Tensor | None = None
+    progress: Callable[[int, int], None] | None = None
+    cancelled: Callable[[], bool] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled()
+
+    @property
+    def batch(self) -> torch.Tensor:
+        """The image repeated once per target: all targets in one batched pass."""
+        return self.image.expand(len(self.targets), *self.image.shape[1:]).contiguous()
+
+    @property
+    def target_tensor(self) -> torch.Tensor:
+        return torch.tensor(self.targets, dtype=torch.long, device=self.image.device)
+
+    @property
+    def baseline_batch(self) -> torch.Tensor:
+        return self.baseline.expand(len(self.targets), *self.baseline.shape[1:]).contiguous()
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """An attribution method: ``compute(task) -> (n_targets, C, H, W)`` tensor plus metadata.
+
+    ``spatial`` methods (Grad-CAM, occlusion) produce one map repeated over channels, so the
+    summary map is channel 0 rather than the channel sum. ``complete`` methods' maps sum to
+    f(image) − f(baseline) per target, which the engine checks. ``available(adapter)`` returns None
+    or the reason the method cannot explain this model.
+    """
+
+    name: str
+    label: str
+    backend: str
+    description: str
+    compute: Callable[[Task], torch.Tensor]
+    params: tuple[Param, ...] = ()
+    needs_baseline: bool = False
+    uses_data: bool = False
+    stochastic: bool = False
+    spatial: bool = False
+    complete: bool = False
+    available: Callable[[Any], str | None] = lambda adapter: None
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise InputError(f"{self.name} has no parameter {name!r}; its parameters: "
+                         f"{[p.name for p in self.params] or 'none'}")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Fill in defaults and validate; unknown names are an error that lists valid ones."""
+        out = self.defaults()
+        for name, value in params.items():
+            out[name] = self.param(name).validate(value)
+        return out
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "label": self.label, "backend": self.backend,
+                "description": self.description, "needs_baseline": self.needs_baseline,
+                "uses_data": self.uses_data, "params": [p.as_dict() for p in self.params]}
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> list[str]:
+    """Registered method names, in registration order."""
+    return list(_REGISTRY)
+
+
+def spec(name: str) -> MethodSpec:
+    """The ``MethodSpec`` of a method by name."""
+    if name not in _REGISTRY:
+        raise InputError(f"unknown method {name!r}; available methods: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def available(model: Any) -> dict[str, str | None]:
+    """``{name: None}`` for each method usable on ``model``, else the reason it is not."""
+    from xai_widgets.adapter import ModelAdapter
+
+    adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+    return {name: s.available(adapter) for name, s in _REGISTRY.items()}
