@@ -126,7 +126,7 @@ def test_gradient_shap_with_many_samples_approaches_integrated_gradients_sum(mod
 
 def completeness(model, image, e):
     with torch.no_grad():
-        gap = (model(image[None]) - model(torch.from_numpy(e.baseline_image)[None]))[0].numpy()
+        gap = (model(image[None]) - model(torch.tensor(e.baseline_image)[None]))[0].numpy()
     return np.abs(e.attributions.sum(axis=(1, 2)) - gap).max() / np.abs(gap).max()
 
 

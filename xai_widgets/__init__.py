@@ -11,6 +11,7 @@ from xai_widgets import methods
 from xai_widgets.errors import InputError
 from xai_widgets.explain import explain
 from xai_widgets.explanation import Explanation
+from xai_widgets.widgets import ExplainWidget
 
-__all__ = ["Explanation", "InputError", "explain", "methods"]
+__all__ = ["ExplainWidget", "Explanation", "InputError", "explain", "methods"]
 __version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""The custom front-end views (anywidget): a large heatmap and a grid of class tiles.
+
+Arrays travel as binary buffers (see ``xai_widgets.encoding``); the ES modules are built
+from ``js/`` into ``xai_widgets/static`` and ship in the wheel, so nothing loads from a CDN.
+
+>>> from xai_widgets.widgets.views import HeatmapView
+>>> HeatmapView().vmax
+0.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+from xai_widgets.encoding import EMPTY
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+ARRAY = {"buffer": b"", "dtype": "float32", "shape": [0]}
+
+
+class _View(anywidget.AnyWidget):
+    _css = STATIC / "views.css"
+    image = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    vmax = traitlets.Float(0.0).tag(sync=True)
+    abs_values = traitlets.Bool(False).tag(sync=True)
+
+
+class HeatmapView(_View):
+    """The target's map over the image, the input beside it, a colour bar and a caption."""
+
+    _esm = STATIC / "heatmap.js"
+    attribution = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+    convention = traitlets.Unicode("").tag(sync=True)
+    size = traitlets.Int(336).tag(sync=True)
+
+
+class ClassGrid(_View):
+    """One tile per class; clicking a tile sets ``target`` (synced back to Python)."""
+
+    _esm = STATIC / "class_grid.js"
+    maps = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    probabilities = traitlets.List(traitlets.Float()).tag(sync=True)
+    predicted = traitlets.Int(-1).tag(sync=True)
+    target = traitlets.Int(-1).tag(sync=True)
