@@ -10,8 +10,10 @@ function render({ model, el }) {
       <figure><canvas class="xai-heatmap-input"></canvas><figcaption>input</figcaption></figure>
       <figure><canvas class="xai-heatmap-large"></canvas><figcaption class="xai-heatmap-title"></figcaption></figure>
       <div class="xai-colourbar">
-        <span class="xai-cb-top"></span><canvas></canvas><span class="xai-cb-mid"></span>
-        <span class="xai-cb-bottom"></span>
+        <canvas></canvas>
+        <div class="xai-cb-labels">
+          <span class="xai-cb-top"></span><span class="xai-cb-mid"></span><span class="xai-cb-bottom"></span>
+        </div>
       </div>
     </div>
     <div class="xai-convention"></div>`;
@@ -33,7 +35,8 @@ function render({ model, el }) {
     const vmax = model.get("vmax");
     const pixels = map ? overlay(baseImage(image), map.data, 0, h * w, vmax, absValues) : base;
     draw(large, pixels, h, w, px);
-    colourBar(bar, absValues, large.height - 40);
+    colourBar(bar, absValues, large.height);
+    el.querySelector(".xai-cb-labels").style.height = `${large.height}px`;
     el.querySelector(".xai-cb-top").textContent = "+" + formatValue(vmax);
     el.querySelector(".xai-cb-mid").textContent = absValues ? "" : "0";
     el.querySelector(".xai-cb-bottom").textContent = absValues ? "0" : "−" + formatValue(vmax);

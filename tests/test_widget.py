@@ -88,7 +88,7 @@ def test_clicking_a_tile_sets_the_target_without_recomputing(widget):
     assert widget.target == 5
     assert widget.explanation is before
     np.testing.assert_array_equal(decode(widget._heatmap.attribution), before.map(5))
-    assert widget._bars.colors[5] == "#d62728"
+    assert widget._bars.color[5] == "target"
     assert "class 5" in widget._heatmap.title
 
 

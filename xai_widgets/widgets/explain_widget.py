@@ -38,6 +38,7 @@ from xai_widgets.widgets.controls import LAYOUT, STYLE, control_for
 from xai_widgets.widgets.views import ClassGrid, HeatmapView
 
 PREDICTED, TARGET, OTHER = "#4c72b0", "#d62728", "#b8c4d6"
+ROLES = ["other", "predicted", "target"]  # bar colours: the target wins over the prediction
 
 
 class ExplainWidget(widgets.VBox):
@@ -106,9 +107,12 @@ class ExplainWidget(widgets.VBox):
         self._heatmap = HeatmapView()
         self._grid = ClassGrid(labels=self._labels)
         x_scale, y_scale = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0, max=1.0)
+        roles = bqplot.OrdinalColorScale(domain=ROLES, colors=[OTHER, PREDICTED, TARGET])
         self._bars = bqplot.Bars(x=self._labels, y=self._probabilities.tolist(),
-                                 scales={"x": x_scale, "y": y_scale}, color_mode="element",
-                                 colors=[OTHER] * len(self._labels), padding=0.15)
+                                 color=[ROLES[0]] * len(self._labels),
+                                 scales={"x": x_scale, "y": y_scale, "color": roles},
+                                 padding=0.15, tooltip=bqplot.Tooltip(fields=["x", "y"],
+                                                                      formats=["", ".1%"]))
         self._bar_chart = bqplot.Figure(
             marks=[self._bars], title="predicted probabilities",
             axes=[bqplot.Axis(scale=x_scale, label="class"),
@@ -127,7 +131,7 @@ class ExplainWidget(widgets.VBox):
             style=STYLE, layout=LAYOUT)
         self._baseline_picker.add_class("xai-baseline")
         self._alpha_slider = widgets.FloatSlider(
-            min=0.0, max=1.0, step=0.05, description="baseline → image", readout_format=".2f",
+            min=0.0, max=1.0, step=0.05, description="baseline α", readout_format=".2f",
             continuous_update=True, style=STYLE, layout=LAYOUT,
             tooltip="blend the baseline toward the image: 0 = baseline, 1 = the image itself")
         self._alpha_slider.add_class("xai-alpha")
@@ -200,7 +204,8 @@ class ExplainWidget(widgets.VBox):
             spec = methods.spec(self.method)
         except InputError:
             return
-        self._method_help.value = f"<small>{spec.description}</small>"
+        self._method_help.value = (f"<div style='font-size:12px;line-height:1.3;color:#555;"
+                                   f"margin:0 0 6px 118px'>{spec.description}</div>")
         self._baseline_box.layout.display = None if spec.needs_baseline else "none"
         values = {**spec.defaults(), **self.params}
         existing = {c._param: c for c in self._param_box.children
@@ -301,8 +306,8 @@ class ExplainWidget(widgets.VBox):
             self._grid.predicted = e.prediction
             self._grid.target = self.target
         self._bars.y = e.probabilities.tolist()
-        self._bars.colors = [TARGET if i == self.target else PREDICTED if i == e.prediction
-                             else OTHER for i in range(len(self._labels))]
+        self._bars.color = [ROLES[2] if i == self.target else ROLES[1] if i == e.prediction
+                            else ROLES[0] for i in range(len(self._labels))]
 
 
 def convention(label: str, abs_values: bool) -> str:

@@ -1,0 +1,191 @@
+"""The widget in a real browser: JupyterLab 4 (and Notebook 7) in headless Chromium.
+
+Starts its own Jupyter server on a free loopback port with its own config and root folder,
+runs the quickstart notebook, then drives the views as a user would and checks that the
+large heatmap repaints after every change and that no error shows. Screenshots and the
+click-to-repaint timings go to ``test-artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jupyter-root")
+    for name in ("lab", "nb7"):
+        shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root / f"quickstart_{name}.ipynb")
+    config = tmp_path_factory.mktemp("jupyter-config")
+    port = free_port()
+    settings = config / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR":
+           str(config / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(config / "workspaces")}
+    log = open(tmp_path_factory.mktemp("logs") / "jupyter.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
+         "--port", str(port), "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
+         f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited; see {log.name}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def heatmap_version(page) -> int:
+    return int(page.eval_on_selector(".xai-heatmap", "el => Number(el.dataset.version || 0)"))
+
+
+def large_pixels(page) -> str:
+    return page.eval_on_selector(".xai-heatmap-large", "c => c.toDataURL()")
+
+
+def repaint_after(page, action, timeout: float = 60) -> float:
+    """Do ``action``; return the seconds until the large heatmap's pixels have changed."""
+    before = large_pixels(page)
+    start = time.perf_counter()
+    action()
+    page.wait_for_function(
+        "before => document.querySelector('.xai-heatmap-large').toDataURL() !== before",
+        arg=before, timeout=timeout * 1000, polling=10)
+    return time.perf_counter() - start
+
+
+def wait_settled(page, timeout: float = 60) -> None:
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.xai-status'); "
+        "return s && (s.textContent.includes('ms') || s.textContent.includes('⚠')); }",
+        timeout=timeout * 1000)
+
+
+def assert_no_error(page) -> None:
+    assert page.locator(".xai-error").count() == 0, page.locator(".xai-error").first.inner_text()
+    text = page.locator(".jp-OutputArea-output, .jp-Cell-outputArea").all_inner_texts()
+    assert not any("Traceback" in t or "Error" in t.split("\n")[0] for t in text), text
+
+
+def press(page, selector: str, key: str, times: int) -> None:
+    handle = page.locator(f"{selector} .noUi-handle").first
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+
+
+def run_all_cells(page, attempts: int = 3) -> None:
+    """Run > Run All Cells, until the widget shows (a click before the notebook and its
+    kernel are ready can be lost, so it is retried rather than slept on)."""
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    for attempt in range(attempts):
+        try:
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
+            page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
+            page.wait_for_selector(".xai-heatmap-large", timeout=60_000)
+            return
+        except playwright_api.Error:
+            page.keyboard.press("Escape")
+            if attempt == attempts - 1:
+                page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"))
+                raise
+
+
+def test_lab_widget_is_live(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server}/lab/tree/quickstart_lab.ipynb")
+    run_all_cells(page)
+    wait_settled(page)
+    page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "lab_1_initial.png"))
+    assert_no_error(page)
+    timings = {}
+
+    # click a class tile: the large map shows that class
+    timings["click tile → repaint (s)"] = repaint_after(
+        page, lambda: page.locator(".xai-tile[data-index='3']").click())
+    assert "class 3" in page.locator(".xai-heatmap-title").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "lab_2_tile.png"))
+
+    # change the method (the notebook left it on occlusion)
+    timings["method → repaint (s)"] = repaint_after(
+        page, lambda: page.locator(".xai-method select").select_option(label="Integrated gradients"))
+    wait_settled(page)
+
+    # move the baseline slider
+    timings["baseline slider → repaint (s)"] = repaint_after(
+        page, lambda: press(page, ".xai-alpha", "ArrowRight", 6))
+    wait_settled(page)
+    page.screenshot(path=str(ARTIFACTS / "lab_3_baseline.png"))
+
+    # back to occlusion, then move its window slider
+    repaint_after(page, lambda: page.locator(".xai-method select").select_option(label="Occlusion"))
+    wait_settled(page)
+    assert page.locator(".xai-param-window").count() == 1
+    timings["window slider → repaint (s)"] = repaint_after(
+        page, lambda: press(page, ".xai-param-window", "ArrowRight", 4))
+    wait_settled(page)
+    page.screenshot(path=str(ARTIFACTS / "lab_4_window.png"))
+    assert_no_error(page)
+    (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
+    page.close()
+
+
+def test_notebook7_renders_the_widget(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server}/notebooks/quickstart_nb7.ipynb")
+    run_all_cells(page)
+    wait_settled(page)
+    repaint_after(page, lambda: page.locator(".xai-tile[data-index='7']").click())
+    page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "notebook7.png"))
+    assert_no_error(page)
+    page.close()
