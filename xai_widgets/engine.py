@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from xai_widgets import methods
 from xai_widgets.compute import compute
 from xai_widgets.errors import Cancelled, InputError
 from xai_widgets.explanation import Explanation
@@ -43,8 +44,12 @@ class Request:
     @classmethod
     def of(cls, method: str, params: dict | None = None, baseline: str = "zero",
            baseline_alpha: float = 0.0) -> "Request":
+        """The request for a view state; a baseline a method does not use is left out, so
+        moving the baseline slider under saliency is a cache hit, not a recomputation."""
         items = tuple(sorted((params or {}).items()))
-        return cls(method, items, baseline, float(baseline_alpha))
+        if method in methods.names() and not methods.spec(method).needs_baseline:
+            return cls(method, items)
+        return cls(method, items, baseline, baseline_alpha)
 
 
 def error_message(error: BaseException) -> str:
