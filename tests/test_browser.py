@@ -109,6 +109,14 @@ def wait_settled(page, timeout: float = 60) -> None:
         timeout=timeout * 1000)
 
 
+def snapshot(page, name: str) -> None:
+    """A screenshot of the widget itself (and one of the whole page)."""
+    widget = page.locator(".xai-explain-widget").first
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"{name}_page.png"))
+
+
 def assert_no_error(page) -> None:
     assert page.locator(".xai-error").count() == 0, page.locator(".xai-error").first.inner_text()
     text = page.locator(".jp-OutputArea-output, .jp-Cell-outputArea").all_inner_texts()
@@ -144,8 +152,7 @@ def test_lab_widget_is_live(server, browser):
     page.goto(f"{server}/lab/tree/quickstart_lab.ipynb")
     run_all_cells(page)
     wait_settled(page)
-    page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "lab_1_initial.png"))
+    snapshot(page, "lab_1_initial")
     assert_no_error(page)
     timings = {}
 
@@ -153,7 +160,7 @@ def test_lab_widget_is_live(server, browser):
     timings["click tile → repaint (s)"] = repaint_after(
         page, lambda: page.locator(".xai-tile[data-index='3']").click())
     assert "class 3" in page.locator(".xai-heatmap-title").inner_text()
-    page.screenshot(path=str(ARTIFACTS / "lab_2_tile.png"))
+    snapshot(page, "lab_2_tile")
 
     # change the method (the notebook left it on occlusion)
     timings["method → repaint (s)"] = repaint_after(
@@ -164,7 +171,7 @@ def test_lab_widget_is_live(server, browser):
     timings["baseline slider → repaint (s)"] = repaint_after(
         page, lambda: press(page, ".xai-alpha", "ArrowRight", 6))
     wait_settled(page)
-    page.screenshot(path=str(ARTIFACTS / "lab_3_baseline.png"))
+    snapshot(page, "lab_3_baseline")
 
     # back to occlusion, then move its window slider
     repaint_after(page, lambda: page.locator(".xai-method select").select_option(label="Occlusion"))
@@ -173,7 +180,7 @@ def test_lab_widget_is_live(server, browser):
     timings["window slider → repaint (s)"] = repaint_after(
         page, lambda: press(page, ".xai-param-window", "ArrowRight", 4))
     wait_settled(page)
-    page.screenshot(path=str(ARTIFACTS / "lab_4_window.png"))
+    snapshot(page, "lab_4_window")
     assert_no_error(page)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
     page.close()
@@ -185,7 +192,6 @@ def test_notebook7_renders_the_widget(server, browser):
     run_all_cells(page)
     wait_settled(page)
     repaint_after(page, lambda: page.locator(".xai-tile[data-index='7']").click())
-    page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "notebook7.png"))
+    snapshot(page, "notebook7")
     assert_no_error(page)
     page.close()

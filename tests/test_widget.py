@@ -183,6 +183,15 @@ def test_method_controls_follow_the_spec(widget):
     assert window.value == 4  # the control follows the trait
 
 
+def test_noise_controls_show_only_with_a_noise_tunnel(widget):
+    def shown():
+        return [c._param for c in widget._param_box.children if c.layout.display != "none"]
+
+    assert "nt_samples" not in shown()
+    widget.params = {"smoothing": "smoothgrad"}
+    assert {"nt_samples", "nt_stdev", "seed"} <= set(shown())
+
+
 def test_baseline_controls_drive_the_traits(widget):
     widget._alpha_slider.value = 0.5
     widget._baseline_picker.value = "blur"

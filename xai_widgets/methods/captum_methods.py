@@ -35,10 +35,13 @@ from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 SMOOTHING = (
     Param("smoothing", "choice", "none", choices=("none", "smoothgrad", "smoothgrad_sq", "vargrad"),
           label="noise tunnel", help="average the map over noisy copies of the image (SmoothGrad)"),
-    Param("nt_samples", "int", 10, 1, 200, 1, label="noise samples"),
+    Param("nt_samples", "int", 10, 1, 200, 1, label="noise samples",
+          hidden_when=("smoothing", "none")),
     Param("nt_stdev", "float", 0.15, 0.0, 2.0, 0.01, label="noise std",
-          help="standard deviation of the added Gaussian noise, in pixel units"),
-    Param("seed", "int", 0, 0, 2**31 - 1, 1, help="random seed of the noise"),
+          help="standard deviation of the added Gaussian noise, in pixel units",
+          hidden_when=("smoothing", "none")),
+    Param("seed", "int", 0, 0, 2**31 - 1, 1, help="random seed of the noise",
+          hidden_when=("smoothing", "none")),
 )
 ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
 UNHOOKED_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.PReLU,

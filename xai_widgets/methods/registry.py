@@ -34,6 +34,10 @@ class Param:
     choices: tuple = ()
     label: str = ""
     help: str = ""
+    hidden_when: tuple = ()  # (other parameter, value): the control is moot, hide it
+
+    def hidden(self, values: dict) -> bool:
+        return bool(self.hidden_when) and values.get(self.hidden_when[0]) == self.hidden_when[1]
 
     def validate(self, value: Any) -> Any:
         if self.kind == "choice":
@@ -60,7 +64,8 @@ class Param:
     def as_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "default": self.default, "low": self.low,
                 "high": self.high, "step": self.step, "choices": list(self.choices),
-                "label": self.label or self.name.replace("_", " "), "help": self.help}
+                "label": self.label or self.name.replace("_", " "), "help": self.help,
+                "hidden_when": list(self.hidden_when)}
 
 
 @dataclass

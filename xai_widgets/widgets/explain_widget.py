@@ -219,6 +219,7 @@ class ExplainWidget(widgets.VBox):
                 control.observe(self._param_changed(param.name), "value")
             else:
                 self._to_control(control, values.get(param.name))
+            control.layout.display = "none" if param.hidden(values) else None
             children.append(control)
         if [id(c) for c in children] != [id(c) for c in self._param_box.children]:
             self._param_box.children = children
