@@ -130,17 +130,29 @@ def press(page, selector: str, key: str, times: int) -> None:
         handle.press(key)
 
 
+def accept_dialogs(page) -> None:
+    """Accept a dialog Jupyter may open on its own (e.g. "Select Kernel" in Notebook 7)."""
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() == 0:
+            return
+        dialog.locator(".jp-mod-accept").first.click()
+        page.wait_for_timeout(200)
+
+
 def run_all_cells(page, attempts: int = 3) -> None:
     """Run > Run All Cells, until the widget shows (a click before the notebook and its
     kernel are ready can be lost, so it is retried rather than slept on)."""
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     for attempt in range(attempts):
         try:
+            accept_dialogs(page)
             page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
             page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
             page.wait_for_selector(".xai-heatmap-large", timeout=60_000)
             return
-        except playwright_api.Error:
+        except playwright_api.Error as error:
+            print(f"run all cells, attempt {attempt + 1}: {str(error).splitlines()[0]}")
             page.keyboard.press("Escape")
             if attempt == attempts - 1:
                 page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"))
