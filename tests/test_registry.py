@@ -3,17 +3,18 @@ import pytest
 from xai_widgets import InputError, methods
 
 EXPECTED = {"saliency", "input_x_gradient", "integrated_gradients", "deeplift", "gradient_shap",
-            "guided_backprop", "occlusion", "grad_cam", "lrp"}
+            "guided_backprop", "occlusion", "grad_cam", "lrp", "deep_shap", "gradient_explainer",
+            "kernel_shap", "lime"}
 
 
-def test_all_captum_methods_are_registered():
+def test_all_methods_are_registered():
     assert EXPECTED <= set(methods.names())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_specs_are_complete(name):
     spec = methods.spec(name)
-    assert spec.label and spec.description and spec.backend == "captum"
+    assert spec.label and spec.description and spec.backend in ("captum", "shap", "lime")
     for param in spec.params:
         assert param.validate(param.default) == param.default
         if param.kind in ("int", "float"):
@@ -41,6 +42,14 @@ def test_resolve_rejects_bad_values():
         spec.resolve({"n_steps": 0})
     with pytest.raises(InputError, match="integration must be one of"):
         spec.resolve({"integration": "simpson"})
+
+
+def test_superpixel_methods_carry_segmentation_parameters():
+    for name in ("lime", "kernel_shap"):
+        spec = methods.spec(name)
+        assert spec.superpixels and spec.param("segmentation").default == "slic"
+        assert spec.param("n_segments").hidden({"segmentation": "grid"})
+        assert not spec.param("cell").hidden({"segmentation": "grid"})
 
 
 def test_available_on_the_demo_model(model):

@@ -6,6 +6,7 @@ True
 """
 
 from xai_widgets.methods import captum_methods  # noqa: F401  (registers the captum methods)
+from xai_widgets.methods import lime_methods, shap_methods  # noqa: F401  (and the others)
 from xai_widgets.methods.registry import MethodSpec, Param, Task, available, names, spec
 
 DEFAULT_METHOD = "integrated_gradients"

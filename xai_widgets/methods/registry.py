@@ -35,9 +35,13 @@ class Param:
     label: str = ""
     help: str = ""
     hidden_when: tuple = ()  # (other parameter, value): the control is moot, hide it
+    shown_when: tuple = ()  # (other parameter, value): the only case the control matters
 
     def hidden(self, values: dict) -> bool:
-        return bool(self.hidden_when) and values.get(self.hidden_when[0]) == self.hidden_when[1]
+        """Whether the parameter is moot given the other values (its control is hidden)."""
+        if self.hidden_when and values.get(self.hidden_when[0]) == self.hidden_when[1]:
+            return True
+        return bool(self.shown_when) and values.get(self.shown_when[0]) != self.shown_when[1]
 
     def validate(self, value: Any) -> Any:
         if self.kind == "choice":
@@ -65,7 +69,7 @@ class Param:
         return {"name": self.name, "kind": self.kind, "default": self.default, "low": self.low,
                 "high": self.high, "step": self.step, "choices": list(self.choices),
                 "label": self.label or self.name.replace("_", " "), "help": self.help,
-                "hidden_when": list(self.hidden_when)}
+                "hidden_when": list(self.hidden_when), "shown_when": list(self.shown_when)}
 
 
 @dataclass
@@ -115,7 +119,8 @@ class MethodSpec:
 
     ``spatial`` methods (Grad-CAM, occlusion) produce one map repeated over channels, so the
     summary map is channel 0 rather than the channel sum. ``complete`` methods' maps sum to
-    f(image) − f(baseline) per target, which the engine checks. ``available(adapter)`` returns None
+    f(image) − f(baseline) per target, which the engine checks. ``superpixels`` methods
+    explain segments (the widget shows the segment view). ``available(adapter)`` returns None
     or the reason the method cannot explain this model.
     """
 
@@ -130,6 +135,7 @@ class MethodSpec:
     stochastic: bool = False
     spatial: bool = False
     complete: bool = False
+    superpixels: bool = False
     available: Callable[[Any], str | None] = lambda adapter: None
 
     def param(self, name: str) -> Param:

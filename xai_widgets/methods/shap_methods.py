@@ -1,0 +1,118 @@
+"""SHAP backend: DeepExplainer, GradientExplainer, and KernelSHAP over superpixels.
+
+``deep_shap`` and ``gradient_explainer`` call shap's own explainers with the reference
+images (``data=``) as background; without them the background is the chosen baseline
+image, and the notes say so. ``kernel_shap`` computes the numbers of captum's
+``KernelShap`` (its sampler, its 10⁶ weights on the all-kept and all-hidden samples, a
+weighted least-squares fit) for every class from one set of perturbed images; captum's own
+loop costs one pass over the samples per class and shap's ``KernelExplainer`` spends more
+time in Python than in the model (see benchmarks/bench_superpixels.py).
+
+>>> from xai_widgets import explain
+>>> from xai_widgets.zoo import load_demo
+>>> model, images, labels, classes = load_demo("mnist")
+>>> e = explain(model, images[0], method="deep_shap", data=images[100:140])
+>>> e.attributions.shape
+(10, 28, 28)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from xai_widgets.methods.captum_methods import seeded
+from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, segment_map
+from xai_widgets.methods.registry import MethodSpec, Param, Task, register
+from xai_widgets.methods.surrogate import weighted_linear_fit
+from xai_widgets.superpixels import SEGMENTATION_PARAMS, masked_probabilities, segments_for
+
+ENDPOINT_WEIGHT = 1e6  # captum's stand-in for the infinite Shapley weight of the endpoints
+BACKGROUND = Param("background_size", "int", 100, 1, 2000, 1, label="background size",
+                   help="reference images (from data=) used as the background")
+
+
+def background(task: Task) -> torch.Tensor:
+    """A seeded subset of the reference images, or the baseline image when there are none."""
+    if task.data is None:
+        task.notes.append("no reference images were given (data=images): the background is "
+                          "the chosen baseline image alone")
+        return task.baseline
+    size = min(task.params["background_size"], len(task.data))
+    generator = torch.Generator().manual_seed(task.params.get("seed", 0))
+    order = torch.randperm(len(task.data), generator=generator)[:size]
+    return task.data[order.to(task.data.device)]
+
+
+def per_target(values, task: Task) -> torch.Tensor:
+    """shap's (1, C, H, W, K) values as (T, C, H, W) for the requested targets."""
+    array = np.asarray(values)[0]
+    return torch.from_numpy(np.moveaxis(array, -1, 0)[task.targets].astype(np.float32))
+
+
+def deep_shap(task: Task) -> torch.Tensor:
+    import shap
+
+    # shap leaves hooks' tensors (module.x, module.y) on the model: give it a copy
+    explainer = shap.DeepExplainer(task.adapter.copy_model(), background(task))
+    return per_target(explainer.shap_values(task.image, check_additivity=True), task)
+
+
+def gradient_explainer(task: Task) -> torch.Tensor:
+    import shap
+
+    p = task.params
+    explainer = shap.GradientExplainer(task.adapter.copy_model(), background(task))
+    values = explainer.shap_values(task.image, nsamples=p["n_samples"], rseed=p["seed"])
+    return per_target(values, task)
+
+
+def kernel_shap_samples(n_samples: int, n_segments: int, seed: int) -> np.ndarray:
+    """captum's KernelShap draw: all kept, all hidden, then k ~ Shapley kernel, k random."""
+    counts = torch.arange(n_segments, dtype=torch.float)
+    probabilities = torch.tensor(n_segments - 1) / (counts * (n_segments - counts))
+    probabilities[0] = 0.0
+    choose = Categorical(probabilities)
+    rows = [np.ones(n_segments, dtype=np.int64), np.zeros(n_segments, dtype=np.int64)]
+    with seeded(seed, torch.device("cpu")):
+        while len(rows) < n_samples:
+            k = choose.sample()
+            values = torch.randn(1, n_segments)
+            threshold = torch.kthvalue(values, n_segments - k).values.item()
+            rows.append((values > threshold).long()[0].numpy())
+    return np.stack(rows[:n_samples])
+
+
+def kernel_shap(task: Task) -> torch.Tensor:
+    p = task.params
+    segments = segments_for(task)
+    n_segments = int(segments.max()) + 1
+    samples = kernel_shap_samples(p["n_samples"], n_segments, p["seed"])
+    keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
+    scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
+                                  p["batch_size"], task)[:, task.targets].double().cpu().numpy()
+    weights = np.ones(len(samples))
+    weights[:2] = ENDPOINT_WEIGHT
+    coef, _ = weighted_linear_fit(samples, scores, weights)
+    return segment_map(coef, segments, task)
+
+
+register(MethodSpec(
+    "deep_shap", "DeepSHAP", "shap",
+    "shap.DeepExplainer: DeepLift-style contributions averaged over background images; "
+    "sums to f(x) − E[f(background)]", deep_shap,
+    params=(BACKGROUND, Param("seed", "int", 0, 0, 2**31 - 1, 1, help="background subset")),
+    needs_baseline=True, uses_data=True))
+register(MethodSpec(
+    "gradient_explainer", "SHAP GradientExplainer", "shap",
+    "shap.GradientExplainer: expected gradients against background images", gradient_explainer,
+    params=(BACKGROUND, Param("n_samples", "int", 200, 1, 5000, 1, label="samples"),
+            Param("seed", "int", 0, 0, 2**31 - 1, 1)),
+    needs_baseline=True, uses_data=True, stochastic=True))
+register(MethodSpec(
+    "kernel_shap", "KernelSHAP (superpixels)", "shap",
+    "Shapley values of superpixels for the class probability: hidden segments take the "
+    "baseline; sums to f(x) − f(baseline)", kernel_shap,
+    params=SEGMENTATION_PARAMS + SAMPLING_PARAMS,
+    needs_baseline=True, stochastic=True, spatial=True, superpixels=True))
