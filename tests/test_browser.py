@@ -87,6 +87,21 @@ def heatmap_version(page) -> int:
     return int(page.eval_on_selector(".xai-heatmap", "el => Number(el.dataset.version || 0)"))
 
 
+def bar_heights(page) -> list:
+    return page.eval_on_selector_all(".xai-explain-widget .bqplot rect.bar",
+                                     "els => els.map(r => r.getAttribute('height'))")
+
+
+def brightest_point(page) -> tuple[float, float]:
+    """Relative (x, y) of the brightest pixel of the input image as the view draws it."""
+    return tuple(page.eval_on_selector(".xai-heatmap-input", """c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let best = 0, at = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > best) { best = d[i]; at = i / 4; }
+        return [((at % c.width) + 0.5) / c.width, (Math.floor(at / c.width) + 0.5) / c.height];
+    }"""))
+
+
 def large_pixels(page) -> str:
     return page.eval_on_selector(".xai-heatmap-large", "c => c.toDataURL()")
 
@@ -160,7 +175,7 @@ def run_all_cells(page, attempts: int = 3) -> None:
 
 
 def test_lab_widget_is_live(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{server}/lab/tree/quickstart_lab.ipynb")
     run_all_cells(page)
     wait_settled(page)
@@ -193,6 +208,36 @@ def test_lab_widget_is_live(server, browser):
         page, lambda: press(page, ".xai-param-window", "ArrowRight", 4))
     wait_settled(page)
     snapshot(page, "lab_4_window")
+    assert_no_error(page)
+
+    # LIME: the progress bar shows, then the result; clicking a segment moves the bars
+    page.evaluate("""() => {
+        window.xaiProgressSeen = false;
+        const bar = document.querySelector('.xai-progress');
+        new MutationObserver(() => {
+            if (bar.style.visibility === 'visible') window.xaiProgressSeen = true;
+        }).observe(bar, {attributes: true, attributeFilter: ['style']});
+    }""")
+    repaint_after(page, lambda: page.locator(".xai-method select").select_option(
+        label="LIME (superpixels)"))
+    wait_settled(page)
+    assert "LIME" in page.locator(".xai-status").inner_text()
+    assert page.evaluate("() => window.xaiProgressSeen")
+    assert page.locator(".xai-progress").evaluate("el => el.style.visibility") == "hidden"
+    before = bar_heights(page)
+    canvas = page.locator(".xai-sp-canvas")
+    box = canvas.bounding_box()
+    fx, fy = brightest_point(page)  # a segment over the ink: hiding it must move the bars
+    start = time.perf_counter()
+    canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+    page.wait_for_function("before => JSON.stringify([...document.querySelectorAll("
+                           "'.xai-explain-widget .bqplot rect.bar')].map(r => "
+                           "r.getAttribute('height'))) !== before",
+                           arg=json.dumps(before), timeout=30_000, polling=10)
+    timings["segment click → bars (s)"] = time.perf_counter() - start
+    assert bar_heights(page) != before
+    assert "hidden" in page.locator(".xai-sp-caption").inner_text()
+    snapshot(page, "lab_5_superpixels")
     assert_no_error(page)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
     page.close()

@@ -26,9 +26,11 @@ from typing import Any, Callable
 import torch
 
 from xai_widgets import methods
+from xai_widgets.baselines import blend, check_alpha, make_baseline
 from xai_widgets.compute import compute
 from xai_widgets.errors import Cancelled, InputError
 from xai_widgets.explanation import Explanation
+from xai_widgets.superpixels import compose, segment
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,22 @@ class Engine:
         result = self._compute(request, progress=progress)
         self._store(request, result)
         return result
+
+    def baseline_image(self, baseline: str, alpha: float) -> torch.Tensor:
+        """The (1,C,H,W) baseline blended toward the image, as explanations use it."""
+        return blend(make_baseline(baseline, self.image, self.data), self.image, check_alpha(alpha))
+
+    def segments(self, method: str, params: dict | None = None) -> torch.Tensor:
+        """The (H, W) superpixel labels of the image (cached by ``superpixels.segment``)."""
+        return segment(self.image, method, **(params or {}))
+
+    def mask(self, segments: torch.Tensor, hidden: list[int], baseline: torch.Tensor):
+        """The image with ``hidden`` segments replaced by ``baseline`` (1,C,H,W) and its class
+        probabilities: one forward pass of one image."""
+        keep = torch.ones(1, int(segments.max()) + 1, dtype=torch.bool, device=self.image.device)
+        keep[0, list(hidden)] = False
+        masked = compose(self.image, baseline, segments.to(self.image.device), keep)
+        return masked, self.adapter.probabilities(masked)[0]
 
     def cached(self, request: Request) -> Explanation | None:
         key = (self.adapter.version(), request)

@@ -35,18 +35,21 @@ from xai_widgets.engine import Engine, Request, error_message
 from xai_widgets.errors import InputError
 from xai_widgets.explanation import Explanation
 from xai_widgets.widgets.controls import LAYOUT, STYLE, control_for
+from xai_widgets.widgets.superpixel_panel import SuperpixelPanel
 from xai_widgets.widgets.views import ClassGrid, HeatmapView
 
 PREDICTED, TARGET, OTHER = "#4c72b0", "#d62728", "#b8c4d6"
 ROLES = ["other", "predicted", "target"]  # bar colours: the target wins over the prediction
 
 
-class ExplainWidget(widgets.VBox):
+class ExplainWidget(SuperpixelPanel, widgets.VBox):
     """The image, one map per class, the target's large map, the probabilities, controls.
 
     Scriptable state: ``method``, ``target``, ``params`` (the method's parameters you set;
-    defaults fill the rest), ``baseline``, ``baseline_alpha``, ``abs_values``; read-only
-    ``explanation``, ``probabilities``, ``error``, ``status``; ``wait(timeout)``.
+    defaults fill the rest), ``baseline``, ``baseline_alpha``, ``abs_values``,
+    ``segmentation``, ``hidden_segments``; read-only ``explanation``, ``probabilities`` (of
+    the image with its hidden segments, if any), ``segments``, ``error``, ``status``;
+    ``wait(timeout)``.
     """
 
     method = traitlets.Unicode(methods.DEFAULT_METHOD)
@@ -89,6 +92,7 @@ class ExplainWidget(widgets.VBox):
         self._wire()
         self._show_method_controls()
         self._recompute()
+        self._wire_superpixel_panel()
 
     # -- public ----------------------------------------------------------------------
     def wait(self, timeout: float = 30.0) -> "ExplainWidget":
@@ -142,6 +146,7 @@ class ExplainWidget(widgets.VBox):
         self._status_line.add_class("xai-status")
         self._progress = widgets.FloatProgress(min=0.0, max=1.0, layout={"width": "200px",
                                                                          "visibility": "hidden"})
+        self._progress.add_class("xai-progress")
         self._notes = widgets.HTML()
 
     def _layout(self) -> list:
@@ -154,6 +159,7 @@ class ExplainWidget(widgets.VBox):
                                  self._grid])
         return [widgets.HBox([self._heatmap, self._bar_chart], layout={"align_items": "flex-end"}),
                 widgets.HBox([controls, grid_box], layout={"margin": "10px 0 0 0"}),
+                self._build_superpixel_panel(),
                 widgets.HBox([self._status_line, self._progress],
                              layout={"align_items": "center"}),
                 self._notes]
@@ -241,6 +247,8 @@ class ExplainWidget(widgets.VBox):
             self.set_trait("error", "")
             self._show_status()
         self._render()
+        if self.segments is not None:
+            self._on_hidden()
 
     def _recompute(self) -> None:
         request = Request.of(self.method, self.params, self.baseline, self.baseline_alpha)
@@ -258,6 +266,8 @@ class ExplainWidget(widgets.VBox):
         self.set_trait("probabilities", explanation.probabilities)
         self.set_trait("error", "")
         self._render()
+        if self.segments is not None:
+            self._sync_segments()
         self._show_status()
         self._settled.set()
 
@@ -306,9 +316,15 @@ class ExplainWidget(widgets.VBox):
             self._grid.probabilities = e.probabilities.tolist()
             self._grid.predicted = e.prediction
             self._grid.target = self.target
-        self._bars.y = e.probabilities.tolist()
-        self._bars.color = [ROLES[2] if i == self.target else ROLES[1] if i == e.prediction
-                            else ROLES[0] for i in range(len(self._labels))]
+        self._show_probabilities(self.probabilities)
+
+    def _show_probabilities(self, probabilities) -> None:
+        """The bars: the shown probabilities, the target in red, the prediction in blue."""
+        predicted = int(np.argmax(probabilities))
+        with self._bars.hold_sync():
+            self._bars.y = np.asarray(probabilities).tolist()
+            self._bars.color = [ROLES[2] if i == self.target else ROLES[1] if i == predicted
+                                else ROLES[0] for i in range(len(self._labels))]
 
 
 def convention(label: str, abs_values: bool) -> str:

@@ -18,7 +18,6 @@ import traitlets
 from xai_widgets.encoding import EMPTY
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-ARRAY = {"buffer": b"", "dtype": "float32", "shape": [0]}
 
 
 class _View(anywidget.AnyWidget):
@@ -47,3 +46,15 @@ class ClassGrid(_View):
     probabilities = traitlets.List(traitlets.Float()).tag(sync=True)
     predicted = traitlets.Int(-1).tag(sync=True)
     target = traitlets.Int(-1).tag(sync=True)
+
+
+class SuperpixelView(_View):
+    """Segments coloured by weight; clicking one toggles it in ``hidden`` (synced back)."""
+
+    _esm = STATIC / "superpixels.js"
+    masked_image = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    segments = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    weights = traitlets.List(traitlets.Float()).tag(sync=True)
+    hidden = traitlets.List(traitlets.Int()).tag(sync=True)
+    caption = traitlets.Unicode("").tag(sync=True)
+    size = traitlets.Int(280).tag(sync=True)
