@@ -18,7 +18,9 @@ whose generation is no longer the newest is cached but never delivered.
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,6 +61,17 @@ def error_message(error: BaseException) -> str:
     if isinstance(error, InputError):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """Stop and join every worker before the interpreter tears torch down under it (a daemon
+    thread killed inside a torch op aborts the process)."""
+    for engine in list(_ENGINES):
+        engine.close(join_timeout=10.0)
 
 
 class Engine:
@@ -147,11 +160,16 @@ class Engine:
         with self._lock:
             return self._pending is not None or self._running
 
-    def close(self) -> None:
+    def close(self, join_timeout: float | None = None) -> None:
+        """Stop the worker (work in progress stops at its next check); optionally join it."""
         with self._lock:
             self._closed = True
             self._pending = None
+            self.generation += 1
             self._wakeup.notify_all()
+        thread = self._thread
+        if join_timeout is not None and thread is not None and thread is not threading.current_thread():
+            thread.join(join_timeout)
 
     # -- internals -------------------------------------------------------------------
     def _compute(self, request: Request, progress=None, cancelled=None) -> Explanation:
@@ -170,6 +188,7 @@ class Engine:
             self._thread = threading.Thread(target=self._work, name="xai-widgets-engine",
                                             daemon=True)
             self._thread.start()
+            _ENGINES.add(self)
 
     def _work(self) -> None:
         while True:
