@@ -91,11 +91,14 @@ def smoothed(attribution, task: Task, **kwargs) -> torch.Tensor:
             stdevs=p["nt_stdev"], target=task.targets, **kwargs)
 
 
-def internal_batch_size(task: Task, per_target: int, budget: int = 2**24) -> int:
-    """Images per pass: everything at once unless the batch would exceed ``budget`` floats."""
+def internal_batch_size(task: Task, per_target: int, budget: int = 2**21,
+                        most: int = 256) -> int:
+    """Images per pass: at most ``budget`` input floats and ``most`` images (bigger batches
+    fall out of the CPU caches: 1,000 digits in one pass cost 3× five passes of 200), and
+    never fewer than one image per target."""
     pixels = task.image.numel()
     total = len(task.targets) * per_target
-    return max(len(task.targets), min(total, budget // max(pixels, 1)))
+    return max(len(task.targets), min(total, most, budget // max(pixels, 1)))
 
 
 def needs_activation_modules(adapter) -> str | None:

@@ -26,8 +26,8 @@ from xai_widgets.superpixels import SEGMENTATION_PARAMS, masked_probabilities, s
 SAMPLING_PARAMS = (
     Param("n_samples", "int", 1000, 10, 20000, 10, label="samples",
           help="perturbed images scored by the model"),
-    Param("batch_size", "int", 500, 1, 8192, 1, label="batch size",
-          help="perturbed images per forward pass"),
+    Param("batch_size", "int", 200, 1, 8192, 1, label="batch size",
+          help="perturbed images per forward pass (a few hundred is fastest on a CPU)"),
     Param("seed", "int", 0, 0, 2**31 - 1, 1),
 )
 
@@ -47,17 +47,17 @@ def lime(task: Task) -> torch.Tensor:
     samples = lime_samples(p["n_samples"], n_segments, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
     scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
-                                  p["batch_size"], task)[:, task.targets].double().cpu().numpy()
+                                  p["batch_size"], task)[:, task.targets]
     # cosine distance between each sample and the all-ones row: 1 − sqrt(k / n)
-    distances = 1.0 - np.sqrt(samples.sum(1) / n_segments)
-    weights = np.sqrt(np.exp(-(distances ** 2) / p["kernel_width"] ** 2))
-    coef, _ = weighted_linear_fit(samples, scores, weights, alpha=1.0)
+    distances = 1.0 - (keep.double().sum(1) / n_segments).sqrt()
+    weights = torch.exp(-(distances ** 2) / p["kernel_width"] ** 2).sqrt()
+    coef, _ = weighted_linear_fit(keep, scores, weights, alpha=1.0)
     return segment_map(coef, segments, task)
 
 
-def segment_map(coef: np.ndarray, segments: torch.Tensor, task: Task) -> torch.Tensor:
+def segment_map(coef: torch.Tensor, segments: torch.Tensor, task: Task) -> torch.Tensor:
     """Per-segment weights (n_segments, n_targets) painted onto pixels: (T, C, H, W)."""
-    weights = torch.from_numpy(coef.T.astype(np.float32)).to(segments.device)
+    weights = coef.T.float().to(segments.device)
     maps = weights[:, segments].unsqueeze(1)
     return maps.expand(-1, task.image.shape[1], -1, -1).contiguous()
 

@@ -91,10 +91,10 @@ def kernel_shap(task: Task) -> torch.Tensor:
     samples = kernel_shap_samples(p["n_samples"], n_segments, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
     scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
-                                  p["batch_size"], task)[:, task.targets].double().cpu().numpy()
-    weights = np.ones(len(samples))
+                                  p["batch_size"], task)[:, task.targets]
+    weights = torch.ones(len(samples), dtype=torch.float64)
     weights[:2] = ENDPOINT_WEIGHT
-    coef, _ = weighted_linear_fit(samples, scores, weights)
+    coef, _ = weighted_linear_fit(keep, scores, weights)
     return segment_map(coef, segments, task)
 
 
