@@ -30,7 +30,8 @@ from xai_widgets.zoo import load_demo  # noqa: E402
 CHANGES = 50
 CASES = [("saliency", {}), ("input_x_gradient", {}), ("deeplift", {}), ("guided_backprop", {}),
          ("grad_cam", {}), ("integrated_gradients", {}), ("gradient_shap", {}),
-         ("occlusion", {}), ("saliency+smoothgrad", {"smoothing": "smoothgrad"})]
+         ("occlusion", {}), ("saliency+smoothgrad", {"smoothing": "smoothgrad"}), ("lime", {}),
+         ("kernel_shap", {}), ("deep_shap", {}), ("gradient_explainer", {})]
 
 
 def wire_bytes(widget: Widget) -> int:

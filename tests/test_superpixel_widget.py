@@ -56,11 +56,14 @@ def test_top_k_buttons(counted):
     w, _ = counted
     weights = w._segment_weights(w.explanation, w.segments)
     top = sorted(np.argsort(-weights)[:5].tolist())
-    w._apply_top_k("remove")
+    assert w.top_segments(5) == top
+    w._on_top_k_button("remove")  # the button, with k = 5 in its box
     assert w.hidden_segments == top
-    w._apply_top_k("keep")
+    w._on_top_k_button("keep")
     assert set(w.hidden_segments) == set(range(len(weights))) - set(top)
-    w._apply_top_k("reset")
+    w.hide_top_segments(2)
+    assert len(w.hidden_segments) == 2 and set(w.hidden_segments) <= set(top)
+    w._on_top_k_button("reset")
     assert w.hidden_segments == []
     np.testing.assert_array_equal(w.probabilities, w.explanation.probabilities)
 
@@ -68,7 +71,7 @@ def test_top_k_buttons(counted):
 def test_removing_lime_top_segments_lowers_the_target(model, image):
     w = ExplainWidget(model, image, method="lime").wait(TIMEOUT)
     p0 = w.probabilities[w.target]
-    w._apply_top_k("remove")
+    w.hide_top_segments(5)
     assert w.probabilities[w.target] < p0
     w.close()
 

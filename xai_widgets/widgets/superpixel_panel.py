@@ -40,7 +40,7 @@ class SuperpixelPanel(traitlets.HasTraits):
                               ("reset", "reset")):
             button = widgets.Button(description=label, layout={"width": "auto"})
             button.add_class(f"xai-sp-{action}")
-            button.on_click(lambda _, action=action: self._apply_top_k(action))
+            button.on_click(lambda _, action=action: self._on_top_k_button(action))
             buttons.append(button)
         return widgets.VBox([
             widgets.HTML("<b>superpixels</b> (click a segment to hide it: it takes the "
@@ -145,11 +145,24 @@ class SuperpixelPanel(traitlets.HasTraits):
         sums = np.bincount(labels.ravel(), weights=target_map.ravel())
         return sums / np.maximum(np.bincount(labels.ravel()), 1)
 
-    def _apply_top_k(self, action: str) -> None:
+    def top_segments(self, k: int) -> list[int]:
+        """The ``k`` segments with the highest mean attribution for the target."""
+        weights = self._segment_weights(self.explanation, self.segments)
+        return sorted(int(i) for i in np.argsort(-weights)[:k])
+
+    def hide_top_segments(self, k: int) -> None:
+        """Hide the ``k`` segments that speak most for the target ("remove top k")."""
+        self.hidden_segments = self.top_segments(k)
+
+    def keep_top_segments(self, k: int) -> None:
+        """Hide every segment but the top ``k`` ("keep top k")."""
+        top = set(self.top_segments(k))
+        self.hidden_segments = [s for s in range(int(self.segments.max()) + 1) if s not in top]
+
+    def _on_top_k_button(self, action: str) -> None:
         if action == "reset" or self.explanation is None:
             self.hidden_segments = []
-            return
-        weights = self._segment_weights(self.explanation, self.segments)
-        top = [int(i) for i in np.argsort(-weights)[: self._top_k.value]]
-        self.hidden_segments = sorted(top if action == "remove" else
-                                      set(range(len(weights))) - set(top))
+        elif action == "remove":
+            self.hide_top_segments(self._top_k.value)
+        else:
+            self.keep_top_segments(self._top_k.value)
