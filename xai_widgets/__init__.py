@@ -8,10 +8,11 @@
 """
 
 from xai_widgets import methods
+from xai_widgets.counterfactual import counterfactual
 from xai_widgets.errors import InputError
 from xai_widgets.explain import explain
 from xai_widgets.explanation import Explanation
 from xai_widgets.widgets import ExplainWidget
 
-__all__ = ["ExplainWidget", "Explanation", "InputError", "explain", "methods"]
+__all__ = ["ExplainWidget", "Explanation", "InputError", "counterfactual", "explain", "methods"]
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from xai_widgets import methods
@@ -39,7 +40,11 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     baseline_image = None
     if spec.needs_baseline:
         seed = resolved.get("seed", 0)
-        baseline_image = blend(make_baseline(baseline, image, data, seed=seed), image, alpha)
+        if isinstance(baseline, str) and baseline.startswith("counterfactual"):
+            reference = counterfactual_baseline(adapter, image, baseline, data)
+        else:
+            reference = make_baseline(baseline, image, data, seed=seed)
+        baseline_image = blend(reference, image, alpha)
     task = methods.Task(adapter, image, target_list, resolved, baseline_image, data,
                         progress=progress, cancelled=cancelled, notes=list(notes or []))
     with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
@@ -67,6 +72,27 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
         baseline_image=None if baseline_image is None else baseline_image[0].float().cpu().numpy(),
         classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),
         completeness_error=completeness_error)
+
+
+def counterfactual_baseline(adapter, image: torch.Tensor, name: str, data) -> torch.Tensor:
+    """``counterfactual:B`` (or ``counterfactual:B:method``): x′ near x that the model assigns
+    to class B, as the baseline of a "why A, not B?" explanation (one-vs-one attribution).
+    The default search is ``prototype`` with reference images, else ``wachter``; cached."""
+    from xai_widgets.methods.counterfactuals import search_counterfactual
+
+    parts = name.split(":")
+    if len(parts) not in (2, 3) or not parts[1].lstrip("-").isdigit():
+        raise InputError(f"baseline {name!r}: write 'counterfactual:B' for class B, or "
+                         "'counterfactual:B:wachter' (prototype, adversarial) for a method")
+    method = parts[2] if len(parts) == 3 else ("prototype" if data is not None else "wachter")
+    key = (adapter.version(), image.data_ptr(), image._version, int(parts[1]), method)
+    cache = adapter.__dict__.setdefault("_counterfactuals", {})
+    if key not in cache:
+        cache[key] = search_counterfactual(adapter, image, int(parts[1]), method, data=data)
+    cf = cache[key]
+    if not cf.success:
+        raise InputError(f"no counterfactual baseline for class {parts[1]}: {cf.message}")
+    return torch.from_numpy(np.array(cf.image))[None].to(image.device)
 
 
 def relative_gap(adapter, attributions: torch.Tensor, image: torch.Tensor,

@@ -39,5 +39,16 @@ def load_demo(name: str = "mnist"):
     return model, images, labels, list(MNIST_CLASSES)
 
 
-__all__ = ["FASHION_MNIST_CLASSES", "MNIST_CLASSES", "MnistCNN", "load_demo", "load_idx",
+def load_autoencoder(name: str = "mnist"):
+    """The shipped autoencoder of the MNIST digits (prototype counterfactuals), in eval mode."""
+    from xai_widgets.zoo.autoencoder import ConvAutoencoder
+
+    if name != "mnist":
+        raise InputError(f"unknown autoencoder {name!r}: the shipped one is 'mnist'")
+    model = ConvAutoencoder(channels=1)
+    model.load_state_dict(torch.load(WEIGHTS / "mnist_autoencoder.pt", weights_only=True))
+    return model.eval()
+
+
+__all__ = ["FASHION_MNIST_CLASSES", "load_autoencoder", "MNIST_CLASSES", "MnistCNN", "load_demo", "load_idx",
            "load_idx_dataset"]
