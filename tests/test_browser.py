@@ -102,6 +102,12 @@ def brightest_point(page) -> tuple[float, float]:
     }"""))
 
 
+def marker_path(page) -> str:
+    """The drawn lines of the counterfactual chart (the morph marker among them)."""
+    return page.eval_on_selector_all(".xai-cf-chart path.line",
+                                     "ps => ps.map(p => p.getAttribute('d')).join('|')")
+
+
 def large_pixels(page) -> str:
     return page.eval_on_selector(".xai-heatmap-large", "c => c.toDataURL()")
 
@@ -238,6 +244,27 @@ def test_lab_widget_is_live(server, browser):
     assert bar_heights(page) != before
     assert "hidden" in page.locator(".xai-sp-caption").inner_text()
     snapshot(page, "lab_5_superpixels")
+    assert_no_error(page)
+
+    # counterfactual: open its tab, pick a class, wait for the search, drag the morph slider
+    page.locator(".xai-panels .lm-TabBar-tab", has_text="counterfactual").click()
+    page.locator(".xai-cf-target select").select_option(label="9")
+    page.wait_for_function("() => document.querySelector('.xai-cf-caption').textContent"
+                           ".includes('✓')", timeout=60_000)
+    chart_before = marker_path(page)
+    before = bar_heights(page)
+    start = time.perf_counter()
+    press(page, ".xai-morph", "ArrowRight", 12)
+    page.wait_for_function("before => JSON.stringify([...document.querySelectorAll("
+                           "'.xai-explain-widget .bqplot rect.bar')].map(r => "
+                           "r.getAttribute('height'))) !== before",
+                           arg=json.dumps(before), timeout=30_000, polling=10)
+    timings["morph slider → bars (s)"] = time.perf_counter() - start
+    page.wait_for_function("before => document.querySelector('.xai-cf-chart .line')"
+                           " && [...document.querySelectorAll('.xai-cf-chart path.line')]"
+                           ".map(p => p.getAttribute('d')).join('|') !== before",
+                           arg=chart_before, timeout=30_000, polling=10)
+    snapshot(page, "lab_6_counterfactual")
     assert_no_error(page)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
     page.close()

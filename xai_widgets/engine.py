@@ -177,7 +177,7 @@ class Engine:
                        dict(request.params), request.baseline, request.baseline_alpha,
                        self.data, notes=self.notes, progress=progress, cancelled=cancelled)
 
-    def _store(self, request: Request, result: Explanation) -> None:
+    def _store(self, request: Request, result) -> None:
         with self._lock:
             self._cache[(self.adapter.version(), request)] = result
             while len(self._cache) > self.cache_size:
@@ -228,3 +228,20 @@ class Engine:
                 on_progress(done, total)
 
         return report
+
+
+class CounterfactualEngine(Engine):
+    """The same queue, generations and cache for counterfactual searches: a request's
+    ``method`` is the search method and its ``params`` hold ``target`` and the search's own
+    parameters. It runs beside the explanation engine, so neither supersedes the other."""
+
+    autoencoder = None
+
+    def _compute(self, request: Request, progress=None, cancelled=None):
+        from xai_widgets.methods.counterfactuals import search_counterfactual
+
+        params = dict(request.params)
+        target = params.pop("target")
+        return search_counterfactual(self.adapter, self.image, target, request.method, params,
+                                     self.data, autoencoder=self.autoencoder, progress=progress,
+                                     cancelled=cancelled)

@@ -20,6 +20,7 @@ result. Notebooks and tests drive it through the same traits the front end sets.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 import bqplot
@@ -35,6 +36,7 @@ from xai_widgets.engine import Engine, Request, error_message
 from xai_widgets.errors import InputError
 from xai_widgets.explanation import Explanation
 from xai_widgets.widgets.controls import LAYOUT, STYLE, control_for
+from xai_widgets.widgets.counterfactual_panel import CounterfactualPanel
 from xai_widgets.widgets.superpixel_panel import SuperpixelPanel
 from xai_widgets.widgets.views import ClassGrid, HeatmapView
 
@@ -42,14 +44,15 @@ PREDICTED, TARGET, OTHER = "#4c72b0", "#d62728", "#b8c4d6"
 ROLES = ["other", "predicted", "target"]  # bar colours: the target wins over the prediction
 
 
-class ExplainWidget(SuperpixelPanel, widgets.VBox):
+class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
     """The image, one map per class, the target's large map, the probabilities, controls.
 
     Scriptable state: ``method``, ``target``, ``params`` (the method's parameters you set;
     defaults fill the rest), ``baseline``, ``baseline_alpha``, ``abs_values``,
-    ``segmentation``, ``hidden_segments``; read-only ``explanation``, ``probabilities`` (of
-    the image with its hidden segments, if any), ``segments``, ``error``, ``status``;
-    ``wait(timeout)``.
+    ``segmentation``, ``hidden_segments``, ``counterfactual_target``,
+    ``counterfactual_method``, ``morph``; read-only ``explanation``, ``probabilities`` (of the
+    image as shown: with its hidden segments, or the morph frame), ``segments``,
+    ``counterfactual``, ``error``, ``status``; ``wait(timeout)``.
     """
 
     method = traitlets.Unicode(methods.DEFAULT_METHOD)
@@ -93,18 +96,22 @@ class ExplainWidget(SuperpixelPanel, widgets.VBox):
         self._show_method_controls()
         self._recompute()
         self._wire_superpixel_panel()
+        self._wire_counterfactual_panel()
 
     # -- public ----------------------------------------------------------------------
     def wait(self, timeout: float = 30.0) -> "ExplainWidget":
         """Block until the view shows the latest state; raise TimeoutError otherwise."""
-        if not self._settled.wait(timeout):
-            raise TimeoutError(f"the view did not update within {timeout} s (status: {self.status})")
+        deadline = time.monotonic() + timeout
+        for event in (self._settled, self._cf_settled):
+            if not event.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"the view did not update within {timeout} s "
+                                   f"(status: {self.status})")
         return self
 
     def close(self) -> None:
         if hasattr(self, "_engine"):  # absent when the constructor rejected its input
             self._engine.close()
-        super().close()
+        super().close()  # the panels close their own engines
 
     # -- building --------------------------------------------------------------------
     def _build_views(self) -> None:
@@ -131,8 +138,10 @@ class ExplainWidget(SuperpixelPanel, widgets.VBox):
         self._method_help = widgets.HTML(layout={"width": "340px"})
         self._param_box = widgets.VBox()
         self._baseline_picker = widgets.Dropdown(
-            options=[(f"{b} — {DESCRIPTIONS[b]}", b) for b in BASELINES], description="baseline",
-            style=STYLE, layout=LAYOUT)
+            options=[(f"{b} — {DESCRIPTIONS[b]}", b) for b in BASELINES] + [
+                (f"counterfactual for class {label} (why not {label}?)", f"counterfactual:{i}")
+                for i, label in enumerate(self._labels)],
+            description="baseline", style=STYLE, layout=LAYOUT)
         self._baseline_picker.add_class("xai-baseline")
         self._alpha_slider = widgets.FloatSlider(
             min=0.0, max=1.0, step=0.05, description="baseline α", readout_format=".2f",
@@ -159,10 +168,19 @@ class ExplainWidget(SuperpixelPanel, widgets.VBox):
                                  self._grid])
         return [widgets.HBox([self._heatmap, self._bar_chart], layout={"align_items": "flex-end"}),
                 widgets.HBox([controls, grid_box], layout={"margin": "10px 0 0 0"}),
-                self._build_superpixel_panel(),
+                self._panels(),
                 widgets.HBox([self._status_line, self._progress],
                              layout={"align_items": "center"}),
                 self._notes]
+
+    def _panels(self) -> widgets.Tab:
+        """The superpixel and counterfactual panels, one tab each, to keep the view compact."""
+        tabs = widgets.Tab(children=[self._build_superpixel_panel(),
+                                     self._build_counterfactual_panel()],
+                           layout={"margin": "10px 0 0 0"})
+        tabs.titles = ("superpixels", "counterfactual")
+        tabs.add_class("xai-panels")
+        return tabs
 
     def _wire(self) -> None:
         self.observe(self._on_method, "method")

@@ -46,7 +46,7 @@ class SuperpixelPanel(traitlets.HasTraits):
             widgets.HTML("<b>superpixels</b> (click a segment to hide it: it takes the "
                          "baseline; the bars show the new prediction)"),
             self._superpixels, self._segmentation_picker,
-            widgets.HBox([self._top_k, *buttons])], layout={"margin": "0 0 0 24px"})
+            widgets.HBox([self._top_k, *buttons])])
 
     def _wire_superpixel_panel(self) -> None:
         self.observe(lambda _: self._on_segmentation(), "segmentation")

@@ -58,3 +58,15 @@ class SuperpixelView(_View):
     hidden = traitlets.List(traitlets.Int()).tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     size = traitlets.Int(280).tag(sync=True)
+
+
+class CounterfactualView(anywidget.AnyWidget):
+    """x, the morph frame, x′ and the difference map side by side."""
+
+    _esm = STATIC / "counterfactual.js"
+    _css = STATIC / "views.css"
+    original = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    frame = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    counterfactual = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    caption = traitlets.Unicode("").tag(sync=True)
+    size = traitlets.Int(112).tag(sync=True)
