@@ -31,6 +31,7 @@ def test_a_reported_success_is_real(model, images, reference, method):
         assert cf.l1 == pytest.approx(np.abs(cf.image - x.numpy()).sum(), rel=1e-4)
         assert cf.l0 > 0 and cf.seconds > 0
         assert torch.equal(x, x_before) and checksum(model) == model_before
+        assert all(p.grad is None for p in model.parameters())
 
 
 def test_target_already_predicted_returns_x(model, image):

@@ -4,7 +4,7 @@
 >>> from xai_widgets.zoo import load_demo
 >>> model, images, labels, classes = load_demo("mnist")
 >>> cf = counterfactual(model, images[0], target=9, method="prototype", data=images[100:600])
->>> cf.success and cf.path_probabilities[-1].argmax() == 9
+>>> cf.success and int(cf.path_probabilities[-1].argmax()) == 9
 True
 """
 

@@ -147,8 +147,8 @@ def wachter(search: Search) -> tuple[torch.Tensor, int]:
         log_probability = torch.log_softmax(logits, 1)[0, search.target]
         distance = (candidate - x).abs().mean()
         loss = (log_probability - np.log(p["target_probability"])) ** 2 + lam * distance
-        optimiser.zero_grad()
-        loss.backward()
+        # a gradient for delta only: backward() would leave .grad on the user's weights
+        delta.grad, = torch.autograd.grad(loss, delta)
         optimiser.step()
         if search.flipped(logits):
             l1 = float((candidate - x).abs().sum())
@@ -199,8 +199,8 @@ def prototype(search: Search) -> tuple[torch.Tensor, int]:
         loss = (margin + p["beta"] * change.abs().sum() + change.pow(2).sum()
                 + p["gamma"] * (encoder(candidate) - candidate).pow(2).sum()
                 + p["theta"] * (encoder.encode(candidate) - proto).pow(2).sum())
-        optimiser.zero_grad()
-        loss.backward()
+        # a gradient for delta only: backward() would leave .grad on the user's weights
+        delta.grad, = torch.autograd.grad(loss, delta)
         optimiser.step()
         if search.flipped(logits):
             l1 = float(change.abs().sum())
