@@ -12,7 +12,7 @@ from xai_widgets.counterfactual import counterfactual
 from xai_widgets.errors import InputError
 from xai_widgets.explain import explain
 from xai_widgets.explanation import Explanation
-from xai_widgets.widgets import ExplainWidget
+from xai_widgets.widgets import CompareWidget, DatasetWidget, ExplainWidget
 
-__all__ = ["ExplainWidget", "Explanation", "InputError", "counterfactual", "explain", "methods"]
+__all__ = ["CompareWidget", "DatasetWidget", "ExplainWidget", "Explanation", "InputError", "counterfactual", "explain", "methods"]
 __version__ = "0.1.0"

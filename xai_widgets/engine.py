@@ -66,12 +66,36 @@ def error_message(error: BaseException) -> str:
 _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
+_JOBS: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+
+
 @atexit.register
 def _stop_workers() -> None:
     """Stop and join every worker before the interpreter tears torch down under it (a daemon
     thread killed inside a torch op aborts the process)."""
     for engine in list(_ENGINES):
         engine.close(join_timeout=10.0)
+    for job in list(_JOBS):
+        job.join(10.0)
+
+
+def run_in_background(work: Callable[[], Any], on_result: Callable[[Any], None],
+                      on_error: Callable[[str], None]) -> threading.Thread:
+    """Run one long job (e.g. a dataset view) off the caller's thread."""
+    def target():
+        try:
+            result = work()
+        except Cancelled:
+            return
+        except Exception as error:  # noqa: BLE001 - every failure is shown in the view
+            on_error(error_message(error))
+            return
+        on_result(result)
+
+    thread = threading.Thread(target=target, name="xai-widgets-job", daemon=True)
+    _JOBS.add(thread)
+    thread.start()
+    return thread
 
 
 class Engine:

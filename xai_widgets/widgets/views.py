@@ -70,3 +70,17 @@ class CounterfactualView(anywidget.AnyWidget):
     counterfactual = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     size = traitlets.Int(112).tag(sync=True)
+
+
+class TilesView(anywidget.AnyWidget):
+    """Groups of map tiles (clusters or methods); clicking a tile sets ``selected``."""
+
+    _esm = STATIC / "tiles.js"
+    _css = STATIC / "views.css"
+    images = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    maps = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    captions = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    groups = traitlets.List(traitlets.Dict()).tag(sync=True)
+    vmax = traitlets.List(traitlets.Float()).tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    size = traitlets.Int(72).tag(sync=True)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,13 +31,42 @@ def load_demo(name: str = "mnist"):
     if name != "mnist":
         raise InputError(f"unknown demo {name!r}: the shipped demo is 'mnist'. For Fashion-MNIST, "
                          "load the IDX files with xai_widgets.zoo.load_idx_dataset(folder)")
-    model = MnistCNN()
-    model.load_state_dict(torch.load(WEIGHTS / "mnist_cnn.pt", weights_only=True))
-    model.eval()
+    model = _cnn("mnist_cnn.pt")
     with np.load(WEIGHTS / "mnist_heldout.npz") as heldout:
         images = torch.from_numpy(heldout["images"]).float() / 255.0
         labels = torch.from_numpy(heldout["labels"]).long()
     return model, images, labels, list(MNIST_CLASSES)
+
+
+def _cnn(filename: str) -> MnistCNN:
+    model = MnistCNN()
+    model.load_state_dict(torch.load(WEIGHTS / filename, weights_only=True))
+    return model.eval()
+
+
+class CleverHansDemo(NamedTuple):
+    """The Clever-Hans demo: ``model`` looks at a corner tag that 90 % of the training 7s
+    carried; ``twin`` is the same CNN trained without it. ``images`` are the 1,000 held-out
+    digits with the tag planted on 90 % of the 7s; ``masks`` marks the tag's pixels."""
+
+    model: MnistCNN
+    twin: MnistCNN
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    classes: list
+    tag_class: int
+
+
+def load_clever_hans() -> CleverHansDemo:
+    """The shipped Clever-Hans model, its clean twin and tagged held-out digits (offline)."""
+    from xai_widgets.datasets import plant_shortcut
+    from xai_widgets.zoo.train_clever_hans import TAG_CLASS, TAG_FRACTION
+
+    _, images, labels, classes = load_demo("mnist")
+    tagged, masks = plant_shortcut(images, labels, fraction=TAG_FRACTION, classes=[TAG_CLASS])
+    return CleverHansDemo(_cnn("clever_hans_cnn.pt"), _cnn("clean_twin_cnn.pt"), tagged, labels,
+                          masks, classes, TAG_CLASS)
 
 
 def load_autoencoder(name: str = "mnist"):
@@ -50,5 +80,5 @@ def load_autoencoder(name: str = "mnist"):
     return model.eval()
 
 
-__all__ = ["FASHION_MNIST_CLASSES", "load_autoencoder", "MNIST_CLASSES", "MnistCNN", "load_demo", "load_idx",
+__all__ = ["CleverHansDemo", "FASHION_MNIST_CLASSES", "load_autoencoder", "load_clever_hans", "MNIST_CLASSES", "MnistCNN", "load_demo", "load_idx",
            "load_idx_dataset"]

@@ -1,0 +1,120 @@
+"""CompareWidget: one target explained by several methods side by side.
+
+>>> from xai_widgets import CompareWidget
+>>> from xai_widgets.zoo import load_demo
+>>> model, images, labels, classes = load_demo("mnist")
+>>> cw = CompareWidget(model, images[0], methods=["saliency", "grad_cam"]).wait(60)
+>>> sorted(cw.explanations)
+['grad_cam', 'saliency']
+>>> cw.close()
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from xai_widgets import methods
+from xai_widgets.adapter import ModelAdapter
+from xai_widgets.encoding import encode
+from xai_widgets.engine import run_in_background
+from xai_widgets.explain import explain
+from xai_widgets.metrics import deletion_curve
+from xai_widgets.sanity import sanity_check
+from xai_widgets.widgets.views import TilesView
+
+DEFAULT_METHODS = ("integrated_gradients", "saliency", "guided_backprop", "grad_cam",
+                   "occlusion", "lrp")
+
+
+class CompareWidget(widgets.VBox):
+    """Maps of several methods for one target, each with its time; on request each map's
+    sanity-check similarity (SSIM to the map of a fully randomised model copy: low = the map
+    depends on the weights, as it should) and its deletion AUC (lower than a random order's =
+    faithful).
+
+    Read-only: ``explanations`` ({method: Explanation}), ``sanity`` ({method: SSIM}),
+    ``deletion_auc`` ({method: (auc, random auc)}), ``status``, ``error``; ``wait()``.
+    """
+
+    explanations = traitlets.Dict(read_only=True)
+    sanity = traitlets.Dict(read_only=True)
+    deletion_auc = traitlets.Dict(read_only=True)
+    status = traitlets.Unicode("", read_only=True)
+    error = traitlets.Unicode("", read_only=True)
+
+    def __init__(self, model, x, methods: Sequence[str] = DEFAULT_METHODS, target: int | None = None,
+                 shared_scale: bool = False, with_sanity: bool = False,
+                 with_faithfulness: bool = False, data: Any = None, classes=None):
+        adapter = ModelAdapter(model, classes=classes)
+        image, _ = adapter.image(x)
+        self._image = image[0].cpu().numpy()
+        self._target = int(adapter.probabilities(image)[0].argmax()) if target is None else target
+        self._args = (model, x, list(methods), data, with_sanity, with_faithfulness)
+        self._shared = shared_scale
+        self._done = threading.Event()
+        self._tiles = TilesView(size=150)
+        self._status_line = widgets.HTML("computing…")
+        label = classes[self._target] if classes else str(self._target)
+        super().__init__([widgets.HTML(f"<b>class {label}</b>, explained by each method "
+                                       "(red = for, blue = against)"),
+                          self._tiles, self._status_line])
+        self.add_class("xai-compare-widget")
+        run_in_background(self._work, self._on_result, self._on_error)
+
+    def wait(self, timeout: float = 120.0) -> "CompareWidget":
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the comparison did not finish within {timeout} s")
+        return self
+
+    def _work(self):
+        model, x, names, data, with_sanity, with_faithfulness = self._args
+        results, sanity, deletion = {}, {}, {}
+        for name in names:
+            e = explain(model, x, method=name, targets=self._target, data=data)
+            results[name] = e
+            if with_sanity:
+                sanity[name] = float(sanity_check(model, x, method=name, target=self._target,
+                                                  data=data).ssim[-1])
+            if with_faithfulness:
+                curve = deletion_curve(model, x, e.map(self._target), self._target)
+                deletion[name] = (curve.auc, curve.random_auc)
+            self._status_line.value = f"computing… {len(results)}/{len(names)}"
+        return results, sanity, deletion
+
+    def _on_error(self, message: str) -> None:
+        self.set_trait("error", message)
+        self._status_line.value = f"<span class='xai-error' style='color:#b00020'>⚠ {message}</span>"
+        self._done.set()
+
+    def _on_result(self, result) -> None:
+        results, sanity, deletion = result
+        self.set_trait("explanations", results)
+        self.set_trait("sanity", sanity)
+        self.set_trait("deletion_auc", deletion)
+        names = list(results)
+        maps = np.stack([results[n].map(self._target) for n in names])
+        peaks = np.abs(maps).reshape(len(maps), -1).max(1)
+        captions = []
+        for name in names:
+            lines = [methods.spec(name).label, f"{1000 * results[name].seconds:.0f} ms"]
+            if name in sanity:
+                lines.append(f"randomised SSIM {sanity[name]:.2f}")
+            if name in deletion:
+                lines.append(f"deletion AUC {deletion[name][0]:.2f} (random {deletion[name][1]:.2f})")
+            captions.append("\n".join(lines))
+        with self._tiles.hold_sync():
+            self._tiles.images = encode(np.repeat(self._image[None], len(names), axis=0))
+            self._tiles.maps = encode(maps)
+            self._tiles.vmax = [float(peaks.max())] * len(names) if self._shared else peaks.tolist()
+            self._tiles.captions = captions
+            self._tiles.groups = [{"title": "shared colour scale" if self._shared else
+                                   "each map on its own colour scale",
+                                   "indices": list(range(len(names)))}]
+        self.set_trait("status", f"{len(names)} methods")
+        self._status_line.value = f"<span style='color:#2a6e2a'>✓ {len(names)} methods</span>"
+        self._done.set()

@@ -1,0 +1,167 @@
+"""DatasetWidget: explain many images, cluster their maps (SpRAy), find the strategies.
+
+>>> from xai_widgets import DatasetWidget
+>>> from xai_widgets.zoo import load_clever_hans
+>>> demo = load_clever_hans()
+>>> sevens = demo.labels == 7
+>>> dw = DatasetWidget(demo.model, demo.images[sevens], target=7).wait(timeout=120)
+>>> dw.clusters.shape == (int(sevens.sum()),), dw.embedding.shape[1]
+(True, 2)
+>>> dw.close()
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import bqplot
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from xai_widgets.adapter import ModelAdapter
+from xai_widgets.batch import BATCHED_METHODS, explain_many
+from xai_widgets.encoding import encode
+from xai_widgets.engine import run_in_background
+from xai_widgets.errors import InputError
+from xai_widgets.spray import spray
+from xai_widgets.widgets.views import TilesView
+
+CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+PER_CLUSTER = 12
+
+
+class DatasetWidget(widgets.VBox):
+    """Maps of many images (batched over images), clustered by spectral clustering (SpRAy):
+    a 2-D embedding coloured by cluster and thumbnails per cluster; clicking a thumbnail
+    opens that image in an ExplainWidget below.
+
+    Read-only: ``clusters`` (one id per image), ``embedding`` (n×2), ``explanations`` (the
+    maps, n×H×W), ``status``, ``error``; ``selected`` (the opened image's index);
+    ``wait(timeout)``.
+    """
+
+    clusters = traitlets.Any(None, read_only=True)
+    embedding = traitlets.Any(None, read_only=True)
+    explanations = traitlets.Any(None, read_only=True)
+    status = traitlets.Unicode("", read_only=True)
+    error = traitlets.Unicode("", read_only=True)
+    selected = traitlets.Int(-1)
+
+    def __init__(self, model, images, labels=None, target: int | None = None,
+                 method: str | None = None, n_clusters: int | None = None,
+                 classes: Sequence[str] | None = None, batch_size: int = 256):
+        method = method or "integrated_gradients"
+        if method not in BATCHED_METHODS:
+            raise InputError(f"{method!r} is not batched over images; choose one of "
+                             f"{', '.join(BATCHED_METHODS)}")
+        adapter = ModelAdapter(model, classes=classes)
+        first, _ = adapter.image(images[0])
+        self._images = adapter.batch(images, first).cpu()
+        self._model, self._labels, self._classes = model, labels, classes
+        self._target, self._method, self._n_clusters = target, method, n_clusters
+        self._batch_size = batch_size
+        self._done = threading.Event()
+        self._closed = False
+        self._progress = widgets.FloatProgress(min=0, max=1, layout={"width": "300px"})
+        self._status_line = widgets.HTML()
+        x_scale, y_scale = bqplot.LinearScale(), bqplot.LinearScale()
+        colour = bqplot.OrdinalColorScale(colors=CLUSTER_COLOURS)
+        self._scatter = bqplot.Scatter(x=[], y=[], color=[], default_size=30,
+                                       scales={"x": x_scale, "y": y_scale, "color": colour},
+                                       interactions={"click": "select"},
+                                       selected_style={"stroke": "black", "stroke-width": 2})
+        self._scatter.observe(self._on_point, "selected")
+        self._scatter_chart = bqplot.Figure(
+            marks=[self._scatter], title="maps in 2-D (spectral embedding), colour = cluster",
+            axes=[bqplot.Axis(scale=x_scale, label="embedding 1"),
+                  bqplot.Axis(scale=y_scale, orientation="vertical", label="embedding 2")],
+            layout=widgets.Layout(width="420px", height="380px"))
+        self._tiles = TilesView()
+        self._tiles.observe(lambda change: setattr(self, "selected", change["new"]), "selected")
+        self._detail = widgets.VBox()
+        super().__init__([widgets.HBox([self._status_line, self._progress]),
+                          widgets.HBox([self._scatter_chart, self._tiles]), self._detail])
+        self.add_class("xai-dataset-widget")
+        self.observe(self._open, "selected")
+        self.set_trait("status", f"explaining {len(self._images)} images…")
+        self._status_line.value = self.status
+        run_in_background(self._work, self._on_result, self._on_error)
+
+    def wait(self, timeout: float = 120.0) -> "DatasetWidget":
+        """Block until the maps are clustered and shown; raise TimeoutError otherwise."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the dataset view did not finish within {timeout} s")
+        return self
+
+    def close(self) -> None:
+        self._closed = True
+        for child in self._detail.children:
+            child.close()
+        super().close()
+
+    # -- the job ------------------------------------------------------------------------
+    def _work(self):
+        maps = explain_many(self._model, self._images, self._target, self._method,
+                            batch_size=self._batch_size, progress=self._on_progress,
+                            cancelled=lambda: self._closed)
+        return maps, spray(maps, self._n_clusters)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self._progress.value = done / total
+
+    def _on_error(self, message: str) -> None:
+        self.set_trait("error", message)
+        self.set_trait("status", f"error: {message}")
+        self._status_line.value = f"<span class='xai-error' style='color:#b00020'>⚠ {message}</span>"
+        self._done.set()
+
+    def _on_result(self, result) -> None:
+        maps, clustering = result
+        self.set_trait("explanations", maps)
+        self.set_trait("clusters", clustering.clusters)
+        self.set_trait("embedding", clustering.embedding)
+        self._scatter.x, self._scatter.y = clustering.embedding[:, 0], clustering.embedding[:, 1]
+        self._scatter.color = [str(c) for c in clustering.clusters]
+        groups = []
+        for cluster in range(clustering.n_clusters):
+            members = np.flatnonzero(clustering.clusters == cluster)
+            title = f"cluster {cluster}: {len(members)} images"
+            if self._labels is not None:
+                labels = np.asarray(self._labels)[members]
+                values, counts = np.unique(labels, return_counts=True)
+                title += f" (most: {values[counts.argmax()]}, {counts.max() / len(members):.0%})"
+            groups.append({"title": title, "indices": members[:PER_CLUSTER].tolist()})
+        with self._tiles.hold_sync():
+            self._tiles.images = encode(self._images.numpy())
+            self._tiles.maps = encode(maps)
+            self._tiles.vmax = [float(v) for v in np.abs(maps).reshape(len(maps), -1).max(1)]
+            self._tiles.captions = [f"#{i}" for i in range(len(maps))]
+            self._tiles.groups = groups
+        self._progress.layout.visibility = "hidden"
+        self.set_trait("status", f"{len(maps)} maps ({self._method}), "
+                                 f"{clustering.n_clusters} clusters")
+        self._status_line.value = (f"<span style='color:#2a6e2a'>✓ {self.status}; click a "
+                                   "thumbnail or a point to open it</span>")
+        self._done.set()
+
+    # -- opening one image --------------------------------------------------------------
+    def _on_point(self, change) -> None:
+        if change["new"] is not None and len(change["new"]):
+            self.selected = int(change["new"][0])
+
+    def _open(self, change) -> None:
+        from xai_widgets.widgets.explain_widget import ExplainWidget
+
+        index = change["new"]
+        if not 0 <= index < len(self._images):
+            return
+        self._tiles.selected = index
+        for child in self._detail.children:
+            child.close()
+        target = self._target if self._target is not None else None
+        explainer = ExplainWidget(self._model, self._images[index], classes=self._classes,
+                                  method=self._method, target=target)
+        self._detail.children = [widgets.HTML(f"<b>image #{index}</b>"), explainer]
