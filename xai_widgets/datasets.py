@@ -50,6 +50,8 @@ def plant_shortcut(images, labels, kind: str = "tag", fraction: float = 0.5,
     if images.ndim != 4 or len(images) != len(labels):
         raise InputError(f"images must be (N,C,H,W) with one label each; got {tuple(images.shape)} "
                          f"images and {len(labels)} labels")
+    if kind not in KINDS:
+        raise InputError(f"unknown shortcut kind {kind!r}: choose one of {', '.join(KINDS)}")
     if not 0.0 <= fraction <= 1.0:
         raise InputError(f"fraction must be in 0..1, got {fraction}")
     images = images.float().clone()
