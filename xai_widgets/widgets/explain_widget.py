@@ -37,6 +37,7 @@ from xai_widgets.errors import InputError
 from xai_widgets.explanation import Explanation
 from xai_widgets.widgets.controls import LAYOUT, STYLE, control_for
 from xai_widgets.widgets.counterfactual_panel import CounterfactualPanel
+from xai_widgets.widgets.diagnostics_panel import DiagnosticsPanel
 from xai_widgets.widgets.superpixel_panel import SuperpixelPanel
 from xai_widgets.widgets.views import ClassGrid, HeatmapView
 
@@ -44,7 +45,7 @@ PREDICTED, TARGET, OTHER = "#4c72b0", "#d62728", "#b8c4d6"
 ROLES = ["other", "predicted", "target"]  # bar colours: the target wins over the prediction
 
 
-class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
+class ExplainWidget(SuperpixelPanel, CounterfactualPanel, DiagnosticsPanel, widgets.VBox):
     """The image, one map per class, the target's large map, the probabilities, controls.
 
     Scriptable state: ``method``, ``target``, ``params`` (the method's parameters you set;
@@ -97,6 +98,7 @@ class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
         self._recompute()
         self._wire_superpixel_panel()
         self._wire_counterfactual_panel()
+        self._wire_diagnostics_panel()
 
     # -- public ----------------------------------------------------------------------
     def wait(self, timeout: float = 30.0) -> "ExplainWidget":
@@ -176,10 +178,12 @@ class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
     def _panels(self) -> widgets.Tab:
         """The superpixel and counterfactual panels, one tab each, to keep the view compact."""
         tabs = widgets.Tab(children=[self._build_superpixel_panel(),
-                                     self._build_counterfactual_panel()],
+                                     self._build_counterfactual_panel(),
+                                     self._build_diagnostics_panel()],
                            layout={"margin": "10px 0 0 0"})
-        tabs.titles = ("superpixels", "counterfactual")
+        tabs.titles = ("superpixels", "counterfactual", "sanity & faithfulness")
         tabs.add_class("xai-panels")
+        self._tabs = tabs
         return tabs
 
     def _wire(self) -> None:
@@ -267,6 +271,7 @@ class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
         self._render()
         if self.segments is not None:
             self._on_hidden()
+        self._refresh_diagnostics()
 
     def _recompute(self) -> None:
         request = Request.of(self.method, self.params, self.baseline, self.baseline_alpha)
@@ -286,6 +291,7 @@ class ExplainWidget(SuperpixelPanel, CounterfactualPanel, widgets.VBox):
         self._render()
         if self.segments is not None:
             self._sync_segments()
+        self._refresh_diagnostics()
         self._show_status()
         self._settled.set()
 
