@@ -43,6 +43,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter-root")
     for name in ("lab", "nb7"):
         shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root / f"quickstart_{name}.ipynb")
+    shutil.copy(ROOT / "notebooks" / "04_clever_hans.ipynb", root / "clever_hans.ipynb")
     config = tmp_path_factory.mktemp("jupyter-config")
     port = free_port()
     settings = config / "lab-settings" / "@jupyterlab" / "apputils-extension"
@@ -161,23 +162,27 @@ def accept_dialogs(page) -> None:
         page.wait_for_timeout(200)
 
 
-def run_all_cells(page, attempts: int = 3) -> None:
-    """Run > Run All Cells, until the widget shows (a click before the notebook and its
-    kernel are ready can be lost, so it is retried rather than slept on)."""
+def run_all_cells(page, ready: str = ".xai-heatmap-large", timeout: float = 180,
+                  attempts: int = 3) -> None:
+    """Run > Run All Cells, then wait for ``ready``. A click made before the notebook and its
+    kernel are ready can be lost: it is retried only when no cell started running."""
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    started = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+               ".some(p => p.textContent.includes('*') || /\\[\\d+\\]/.test(p.textContent))")
     for attempt in range(attempts):
         try:
             accept_dialogs(page)
             page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
             page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
-            page.wait_for_selector(".xai-heatmap-large", timeout=60_000)
-            return
+            page.wait_for_function(started, timeout=20_000)
+            break
         except playwright_api.Error as error:
             print(f"run all cells, attempt {attempt + 1}: {str(error).splitlines()[0]}")
             page.keyboard.press("Escape")
             if attempt == attempts - 1:
                 page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"))
                 raise
+    page.wait_for_selector(ready, timeout=timeout * 1000)
 
 
 def test_lab_widget_is_live(server, browser):
@@ -192,7 +197,7 @@ def test_lab_widget_is_live(server, browser):
     # click a class tile: the large map shows that class
     timings["click tile → repaint (s)"] = repaint_after(
         page, lambda: page.locator(".xai-tile[data-index='3']").click())
-    assert "class 3" in page.locator(".xai-heatmap-title").inner_text()
+    assert "class 3" in page.locator(".xai-heatmap-title").first.inner_text()
     snapshot(page, "lab_2_tile")
 
     # change the method (the notebook left it on occlusion)
@@ -277,5 +282,31 @@ def test_notebook7_renders_the_widget(server, browser):
     wait_settled(page)
     repaint_after(page, lambda: page.locator(".xai-tile[data-index='7']").click())
     snapshot(page, "notebook7")
+    assert_no_error(page)
+    page.close()
+
+
+def test_compare_and_dataset_widgets(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{server}/lab/workspaces/clever-hans/tree/clever_hans.ipynb")  # own workspace
+    run_all_cells(page, ready=".xai-explain-widget", timeout=300)
+    try:
+        page.wait_for_selector(".xai-compare-widget .xai-tile", timeout=180_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "clever_hans_page.png"), full_page=True)
+    page.wait_for_selector(".xai-dataset-widget .xai-tile", timeout=300_000)
+    compare = page.locator(".xai-compare-widget").first
+    assert compare.locator(".xai-tile").count() == 5
+    assert "deletion AUC" in compare.inner_text()
+    compare.scroll_into_view_if_needed()
+    compare.screenshot(path=str(ARTIFACTS / "compare_widget.png"))
+    dataset = page.locator(".xai-dataset-widget").first
+    assert dataset.locator(".xai-tile-group").count() >= 2
+    assert dataset.locator(".bqplot .dot").count() > 50  # the embedding's points
+    dataset.locator(".xai-tile").nth(2).click()
+    page.wait_for_selector(".xai-dataset-widget .xai-explain-widget .xai-heatmap-large",
+                           timeout=60_000)
+    dataset.scroll_into_view_if_needed()
+    dataset.screenshot(path=str(ARTIFACTS / "dataset_widget.png"))
     assert_no_error(page)
     page.close()

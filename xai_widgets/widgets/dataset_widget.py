@@ -34,7 +34,8 @@ PER_CLUSTER = 12
 
 
 class DatasetWidget(widgets.VBox):
-    """Maps of many images (batched over images), clustered by spectral clustering (SpRAy):
+    """Maps of many images (batched over images; default method input × gradient), clustered
+    by spectral clustering (SpRAy):
     a 2-D embedding coloured by cluster and thumbnails per cluster; clicking a thumbnail
     opens that image in an ExplainWidget below.
 
@@ -53,7 +54,9 @@ class DatasetWidget(widgets.VBox):
     def __init__(self, model, images, labels=None, target: int | None = None,
                  method: str | None = None, n_clusters: int | None = None,
                  classes: Sequence[str] | None = None, batch_size: int = 256):
-        method = method or "integrated_gradients"
+        # one backward pass per image: input × gradient separates the Clever-Hans model as
+        # well as integrated gradients does (benchmarks/bench_clever_hans.py) at 1/32 the work
+        method = method or "input_x_gradient"
         if method not in BATCHED_METHODS:
             raise InputError(f"{method!r} is not batched over images; choose one of "
                              f"{', '.join(BATCHED_METHODS)}")
@@ -68,16 +71,18 @@ class DatasetWidget(widgets.VBox):
         self._progress = widgets.FloatProgress(min=0, max=1, layout={"width": "300px"})
         self._status_line = widgets.HTML()
         x_scale, y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        colour = bqplot.OrdinalColorScale(colors=CLUSTER_COLOURS)
+        self._colour = colour = bqplot.OrdinalColorScale(colors=CLUSTER_COLOURS)
         self._scatter = bqplot.Scatter(x=[], y=[], color=[], default_size=30,
                                        scales={"x": x_scale, "y": y_scale, "color": colour},
                                        interactions={"click": "select"},
                                        selected_style={"stroke": "black", "stroke-width": 2})
         self._scatter.observe(self._on_point, "selected")
         self._scatter_chart = bqplot.Figure(
-            marks=[self._scatter], title="maps in 2-D (spectral embedding), colour = cluster",
-            axes=[bqplot.Axis(scale=x_scale, label="embedding 1"),
-                  bqplot.Axis(scale=y_scale, orientation="vertical", label="embedding 2")],
+            marks=[self._scatter], title="maps in 2-D, colour = cluster",
+            axes=[bqplot.Axis(scale=x_scale, label="spectral embedding 1", num_ticks=3,
+                              tick_format=".2f"),
+                  bqplot.Axis(scale=y_scale, orientation="vertical", num_ticks=3,
+                              tick_format=".2f", label="spectral embedding 2")],
             layout=widgets.Layout(width="420px", height="380px"))
         self._tiles = TilesView()
         self._tiles.observe(lambda change: setattr(self, "selected", change["new"]), "selected")
@@ -124,6 +129,7 @@ class DatasetWidget(widgets.VBox):
         self.set_trait("clusters", clustering.clusters)
         self.set_trait("embedding", clustering.embedding)
         self._scatter.x, self._scatter.y = clustering.embedding[:, 0], clustering.embedding[:, 1]
+        self._colour.domain = [str(c) for c in range(clustering.n_clusters)]
         self._scatter.color = [str(c) for c in clustering.clusters]
         groups = []
         for cluster in range(clustering.n_clusters):
