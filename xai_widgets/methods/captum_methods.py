@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from captum.attr import (LRP, DeepLift, GradientShap, GuidedBackprop, InputXGradient,
                          IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel,
                          Saliency)

@@ -40,14 +40,23 @@ def lime_samples(n_samples: int, n_segments: int, seed: int) -> np.ndarray:
     return samples
 
 
-def lime(task: Task) -> torch.Tensor:
+def perturbed_scores(task: Task, draw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The segments, which ones each sample keeps (``draw(n_samples, n_segments, seed)``)
+    and the targets' probabilities of every perturbed image: the shared first half of
+    LIME and KernelSHAP."""
     p = task.params
     segments = segments_for(task)
-    n_segments = int(segments.max()) + 1
-    samples = lime_samples(p["n_samples"], n_segments, p["seed"])
+    samples = draw(p["n_samples"], int(segments.max()) + 1, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
     scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
                                   p["batch_size"], task)[:, task.targets]
+    return segments, keep, scores
+
+
+def lime(task: Task) -> torch.Tensor:
+    p = task.params
+    segments, keep, scores = perturbed_scores(task, lime_samples)
+    n_segments = keep.shape[1]
     # cosine distance between each sample and the all-ones row: 1 − sqrt(k / n)
     distances = 1.0 - (keep.double().sum(1) / n_segments).sqrt()
     weights = torch.exp(-(distances ** 2) / p["kernel_width"] ** 2).sqrt()

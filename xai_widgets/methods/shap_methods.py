@@ -23,10 +23,10 @@ import torch
 from torch.distributions import Categorical
 
 from xai_widgets.methods.captum_methods import seeded
-from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, segment_map
+from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, perturbed_scores, segment_map
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 from xai_widgets.methods.surrogate import weighted_linear_fit
-from xai_widgets.superpixels import SEGMENTATION_PARAMS, masked_probabilities, segments_for
+from xai_widgets.superpixels import SEGMENTATION_PARAMS
 
 ENDPOINT_WEIGHT = 1e6  # captum's stand-in for the infinite Shapley weight of the endpoints
 BACKGROUND = Param("background_size", "int", 100, 1, 2000, 1, label="background size",
@@ -85,14 +85,8 @@ def kernel_shap_samples(n_samples: int, n_segments: int, seed: int) -> np.ndarra
 
 
 def kernel_shap(task: Task) -> torch.Tensor:
-    p = task.params
-    segments = segments_for(task)
-    n_segments = int(segments.max()) + 1
-    samples = kernel_shap_samples(p["n_samples"], n_segments, p["seed"])
-    keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
-    scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
-                                  p["batch_size"], task)[:, task.targets]
-    weights = torch.ones(len(samples), dtype=torch.float64)
+    segments, keep, scores = perturbed_scores(task, kernel_shap_samples)
+    weights = torch.ones(len(keep), dtype=torch.float64)
     weights[:2] = ENDPOINT_WEIGHT
     coef, _ = weighted_linear_fit(keep, scores, weights)
     return segment_map(coef, segments, task)

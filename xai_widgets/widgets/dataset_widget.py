@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import Sequence
 
 import bqplot
 import ipywidgets as widgets
