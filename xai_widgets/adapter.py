@@ -78,6 +78,7 @@ class ModelAdapter:
         self._returns_probabilities: bool | None = True if output == "probabilities" else (
             False if output == "logits" else None)
         self.n_classes: int | None = None
+        self.counterfactuals: dict = {}  # counterfactual baselines already searched
 
     # -- facts about the model -------------------------------------------------------
     @property

@@ -86,7 +86,7 @@ def counterfactual_baseline(adapter, image: torch.Tensor, name: str, data) -> to
                          "'counterfactual:B:wachter' (prototype, adversarial) for a method")
     method = parts[2] if len(parts) == 3 else ("prototype" if data is not None else "wachter")
     key = (adapter.version(), image.data_ptr(), image._version, int(parts[1]), method)
-    cache = adapter.__dict__.setdefault("_counterfactuals", {})
+    cache = adapter.counterfactuals
     if key not in cache:
         cache[key] = search_counterfactual(adapter, image, int(parts[1]), method, data=data)
     cf = cache[key]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+import torch
 import traitlets
 
 from xai_widgets import methods
@@ -113,8 +114,6 @@ class SuperpixelPanel(traitlets.HasTraits):
         e = self.explanation
         if e is None or self.segments is None:
             return
-        import torch
-
         labels = torch.from_numpy(self.segments)
         baseline = self._engine.baseline_image(self.baseline, self.baseline_alpha)
         hidden = sorted(set(self.hidden_segments))

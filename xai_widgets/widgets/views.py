@@ -20,8 +20,11 @@ from xai_widgets.encoding import EMPTY
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-class _View(anywidget.AnyWidget):
+class _Styled(anywidget.AnyWidget):
     _css = STATIC / "views.css"
+
+
+class _View(_Styled):
     image = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     vmax = traitlets.Float(0.0).tag(sync=True)
     abs_values = traitlets.Bool(False).tag(sync=True)
@@ -60,11 +63,10 @@ class SuperpixelView(_View):
     size = traitlets.Int(280).tag(sync=True)
 
 
-class CounterfactualView(anywidget.AnyWidget):
+class CounterfactualView(_Styled):
     """x, the morph frame, x′ and the difference map side by side."""
 
     _esm = STATIC / "counterfactual.js"
-    _css = STATIC / "views.css"
     original = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     frame = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     counterfactual = traitlets.Dict(default_value=EMPTY).tag(sync=True)
@@ -72,11 +74,10 @@ class CounterfactualView(anywidget.AnyWidget):
     size = traitlets.Int(112).tag(sync=True)
 
 
-class TilesView(anywidget.AnyWidget):
+class TilesView(_Styled):
     """Groups of map tiles (clusters or methods); clicking a tile sets ``selected``."""
 
     _esm = STATIC / "tiles.js"
-    _css = STATIC / "views.css"
     images = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     maps = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     captions = traitlets.List(traitlets.Unicode()).tag(sync=True)
