@@ -115,7 +115,6 @@ class Engine:
         self._pending = None
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._running = False
 
     # -- synchronous use -------------------------------------------------------------
     def run(self, request: Request, progress: Callable | None = None) -> Explanation:
@@ -180,10 +179,6 @@ class Engine:
             self._pending = None
             return self.generation
 
-    def busy(self) -> bool:
-        with self._lock:
-            return self._pending is not None or self._running
-
     def close(self, join_timeout: float | None = None) -> None:
         """Stop the worker (work in progress stops at its next check); optionally join it."""
         with self._lock:
@@ -223,7 +218,6 @@ class Engine:
                     return
                 generation, request, on_result, on_error, on_progress = self._pending
                 self._pending = None
-                self._running = True
             stale = lambda: self.generation != generation  # noqa: E731
             try:
                 result = self._compute(request, progress=self._guard(on_progress, generation),
@@ -232,12 +226,10 @@ class Engine:
                 result = None
             except Exception as error:  # noqa: BLE001 - every failure is shown in the view
                 with self._lock:
-                    self._running = False
                     if not stale():
                         on_error(error_message(error))
                 continue
             with self._lock:
-                self._running = False
                 if result is not None:
                     self._store(request, result)
                     if not stale():

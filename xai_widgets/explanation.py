@@ -73,9 +73,6 @@ class Explanation:
             raise InputError(f"target {target} was not explained; explained targets: {self.targets}")
         return self.attributions[self.targets.index(target)]
 
-    def class_name(self, target: int) -> str:
-        return self.classes[target] if self.classes else str(target)
-
     def __repr__(self) -> str:
         return (f"Explanation(method={self.method!r}, targets={self.targets}, "
                 f"shape={self.attributions.shape[1:]}, prediction={self.prediction}, "

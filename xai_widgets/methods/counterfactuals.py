@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from xai_widgets.baselines import value_range
-from xai_widgets.errors import InputError
+from xai_widgets.errors import Cancelled, InputError
 from xai_widgets.methods.registry import Param
 
 PATH_STEPS = 21
@@ -120,8 +120,6 @@ class Search:
     cancelled: Callable[[], bool] | None = None
 
     def check(self, step: int) -> None:
-        from xai_widgets.errors import Cancelled
-
         if self.cancelled is not None and self.cancelled():
             raise Cancelled()
         if self.progress is not None and step % 10 == 0:
