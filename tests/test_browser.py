@@ -27,9 +27,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 pytestmark = [
     pytest.mark.browser,
-    # a real browser against a real server on a shared 2-core machine: one retry, seen once
-    # in a dozen local runs; a broken widget fails both tries
-    pytest.mark.flaky(reruns=1),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -87,13 +84,18 @@ def browser():
         instance.close()
 
 
-def heatmap_version(page) -> int:
-    return int(page.eval_on_selector(".xai-heatmap", "el => Number(el.dataset.version || 0)"))
-
-
 def bar_heights(page) -> list:
     return page.eval_on_selector_all(".xai-explain-widget .bqplot rect.bar",
                                      "els => els.map(r => r.getAttribute('height'))")
+
+
+def wait_for_bars_to_change(page, before: list, timeout: float = 30) -> None:
+    """Poll until the probability bars' heights differ from ``before`` (compared as JSON
+    made by the browser on both sides)."""
+    page.wait_for_function(
+        "before => JSON.stringify([...document.querySelectorAll("
+        "'.xai-explain-widget .bqplot rect.bar')].map(r => r.getAttribute('height')))"
+        " !== JSON.stringify(before)", arg=before, timeout=timeout * 1000, polling=10)
 
 
 def brightest_point(page) -> tuple[float, float]:
@@ -244,10 +246,7 @@ def test_lab_widget_is_live(server, browser):
     fx, fy = brightest_point(page)  # a segment over the ink: hiding it must move the bars
     start = time.perf_counter()
     canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-    page.wait_for_function("before => JSON.stringify([...document.querySelectorAll("
-                           "'.xai-explain-widget .bqplot rect.bar')].map(r => "
-                           "r.getAttribute('height'))) !== before",
-                           arg=json.dumps(before), timeout=30_000, polling=10)
+    wait_for_bars_to_change(page, before)
     timings["segment click → bars (s)"] = time.perf_counter() - start
     assert bar_heights(page) != before
     assert "hidden" in page.locator(".xai-sp-caption").inner_text()
@@ -263,10 +262,7 @@ def test_lab_widget_is_live(server, browser):
     before = bar_heights(page)
     start = time.perf_counter()
     press(page, ".xai-morph", "ArrowRight", 12)
-    page.wait_for_function("before => JSON.stringify([...document.querySelectorAll("
-                           "'.xai-explain-widget .bqplot rect.bar')].map(r => "
-                           "r.getAttribute('height'))) !== before",
-                           arg=json.dumps(before), timeout=30_000, polling=10)
+    wait_for_bars_to_change(page, before)
     timings["morph slider → bars (s)"] = time.perf_counter() - start
     page.wait_for_function("before => document.querySelector('.xai-cf-chart .line')"
                            " && [...document.querySelectorAll('.xai-cf-chart path.line')]"
