@@ -1,7 +1,7 @@
-// One small heatmap per class on a shared colour scale; the predicted class and the target
-// are marked, and clicking a tile makes it the target.
+// One small heatmap per shown class, each on its own colour scale or a shared one; the
+// predicted class and the target are marked, and clicking a tile makes it the target.
 import { decode } from "./codecs.js";
-import { baseImage, draw, overlay } from "./paint.js";
+import { baseImage, draw, listen, overlay } from "./paint.js";
 
 function render({ model, el }) {
   el.classList.add("xai-grid");
@@ -9,42 +9,41 @@ function render({ model, el }) {
   function update() {
     const image = decode(model.get("image"));
     const maps = decode(model.get("maps"));
+    const classes = model.get("classes");
     const labels = model.get("labels");
     const probabilities = model.get("probabilities");
+    const vmaxes = model.get("vmaxes");
     const predicted = model.get("predicted");
     const target = model.get("target");
-    const vmax = model.get("vmax");
     const absValues = model.get("abs_values");
     el.replaceChildren();
     if (!image || !maps) return;
     const [, h, w] = image.shape;
-    const base = baseImage(image);
-    maps.shape[0] && labels.forEach((label, i) => {
+    const base = baseImage(image, 0.55, model.get("grey"));
+    classes.forEach((index, i) => {
+      if (i >= maps.shape[0]) return;
       const tile = document.createElement("button");
       tile.type = "button";
-      tile.className = "xai-tile" + (i === target ? " xai-target" : "") +
-        (i === predicted ? " xai-predicted" : "");
-      tile.dataset.index = String(i);
-      tile.title = `show the map of class ${label}`;
+      tile.className = "xai-tile" + (index === target ? " xai-target" : "") +
+        (index === predicted ? " xai-predicted" : "");
+      tile.dataset.index = String(index);
+      tile.title = `show the map of class ${labels[i]}`;
       const canvas = document.createElement("canvas");
-      draw(canvas, overlay(base, maps.data, i * h * w, h * w, vmax, absValues), h, w, 76);
+      draw(canvas, overlay(base, maps.data, i * h * w, h * w, vmaxes[i] || 0, absValues), h, w, 72);
       const caption = document.createElement("span");
       const p = probabilities[i] === undefined ? "" : ` · ${(100 * probabilities[i]).toFixed(1)}%`;
-      caption.textContent = (i === predicted ? "★ " : "") + label + p;
+      caption.textContent = (index === predicted ? "★ " : "") + labels[i] + p;
       tile.append(canvas, caption);
       tile.addEventListener("click", () => {
-        model.set("target", i);
+        model.set("target", index);
         model.save_changes();
       });
       el.append(tile);
     });
   }
 
-  const names = ["image", "maps", "labels", "probabilities", "predicted", "target", "vmax",
-                 "abs_values"];
-  for (const name of names) model.on(`change:${name}`, update);
-  update();
-  return () => { for (const name of names) model.off(`change:${name}`, update); };
+  return listen(model, ["image", "maps", "classes", "labels", "probabilities", "vmaxes",
+                        "predicted", "target", "abs_values", "grey"], update);
 }
 
 export default { render };

@@ -7,5 +7,5 @@ export function decode(payload) {
   const view = payload.buffer;
   const data = new Type(view.buffer, view.byteOffset, view.byteLength / Type.BYTES_PER_ELEMENT);
   const size = payload.shape.reduce((a, b) => a * b, 1);
-  return size === 0 ? null : { data, shape: payload.shape };
+  return size === 0 ? null : { data, shape: payload.shape, dtype: payload.dtype };
 }

@@ -1,7 +1,7 @@
 // x, the morph frame at the slider's position, x′, and the difference x′ − x
 // (red = added, blue = removed).
 import { decode } from "./codecs.js";
-import { baseImage, draw, formatValue, overlay } from "./paint.js";
+import { baseImage, draw, formatValue, overlay, listen } from "./paint.js";
 
 function render({ model, el }) {
   el.classList.add("xai-counterfactual");
@@ -34,10 +34,7 @@ function render({ model, el }) {
     el.dataset.version = String(Number(el.dataset.version || 0) + 1);
   }
 
-  const traits = ["original", "frame", "counterfactual", "caption", "size"];
-  for (const name of traits) model.on(`change:${name}`, update);
-  update();
-  return () => { for (const name of traits) model.off(`change:${name}`, update); };
+  return listen(model, ["original", "frame", "counterfactual", "caption", "size"], update);
 }
 
 export default { render };

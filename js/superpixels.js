@@ -1,7 +1,7 @@
 // Superpixels over the image, each coloured by its weight for the target; hidden segments
 // show the baseline and are outlined. Clicking a segment hides it or brings it back.
 import { decode } from "./codecs.js";
-import { RED, BLUE, baseImage, draw } from "./paint.js";
+import { RED, BLUE, baseImage, draw, listen } from "./paint.js";
 
 function render({ model, el }) {
   el.classList.add("xai-superpixels");
@@ -19,7 +19,7 @@ function render({ model, el }) {
     if (!image || !segments) return;
     labels = segments;
     const [, h, w] = image.shape;
-    const shown = baseImage(masked || image, 0.35);
+    const shown = baseImage(masked || image, 0.35, model.get("grey"));
     const vmax = Math.max(1e-12, ...weights.map(Math.abs));
     for (let i = 0; i < h * w; i++) {
       const s = segments.data[i];
@@ -70,7 +70,7 @@ function render({ model, el }) {
   }
 
   canvas.addEventListener("click", onClick);
-  const names = ["image", "masked_image", "segments", "weights", "hidden", "caption", "size"];
+  const names = ["image", "masked_image", "segments", "weights", "hidden", "caption", "size", "grey"];
   for (const name of names) model.on(`change:${name}`, update);
   update();
   return () => {

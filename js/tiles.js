@@ -1,7 +1,7 @@
 // Groups of small heatmap tiles (a SpRAy cluster, or one method each); clicking a tile sets
 // `selected` to its index. Each tile is scaled by its own vmax (or a shared one).
 import { decode } from "./codecs.js";
-import { baseImage, draw, overlay } from "./paint.js";
+import { baseImage, draw, overlay, listen } from "./paint.js";
 
 function render({ model, el }) {
   el.classList.add("xai-tiles");
@@ -30,7 +30,7 @@ function render({ model, el }) {
         tile.type = "button";
         tile.className = "xai-tile" + (i === selected ? " xai-target" : "");
         tile.dataset.index = String(i);
-        const image = { data: images.data.subarray(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w] };
+        const image = { data: images.data.subarray(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w], dtype: images.dtype };
         const canvas = document.createElement("canvas");
         draw(canvas, overlay(baseImage(image), maps.data, i * h * w, h * w, vmax[i], false), h, w, px);
         const caption = document.createElement("span");
@@ -45,10 +45,7 @@ function render({ model, el }) {
     el.dataset.version = String(Number(el.dataset.version || 0) + 1);
   }
 
-  const names = ["images", "maps", "captions", "groups", "vmax", "selected", "size"];
-  for (const name of names) model.on(`change:${name}`, update);
-  update();
-  return () => { for (const name of names) model.off(`change:${name}`, update); };
+  return listen(model, ["images", "maps", "captions", "groups", "vmax", "selected", "size"], update);
 }
 
 export default { render };

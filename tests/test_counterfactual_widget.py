@@ -11,6 +11,7 @@ from xai_widgets import ExplainWidget, counterfactual
 def panel(model, images):
     counting = CountingModel(model)
     w = ExplainWidget(counting, images[0], data=images[500:]).wait(TIMEOUT)
+    w.tab = "counterfactual"
     w.counterfactual_target = 9
     w.wait(TIMEOUT)
     yield w, counting
@@ -22,41 +23,52 @@ def test_the_search_equals_counterfactual(panel, model, images):
     expected = counterfactual(model, images[0], target=9, method="prototype", data=images[500:])
     assert w.counterfactual_method == "prototype"  # reference images were given
     np.testing.assert_allclose(w.counterfactual.image, expected.image, atol=1e-6)
-    assert w.counterfactual.success and "✓" in w._cf_view.caption
+    assert w.counterfactual.success and "✓" in w.panel("counterfactual").view.caption
 
 
 def test_morph_moves_the_bars_without_a_model_call(panel):
     w, counting = panel
     calls = counting.calls
-    cf = w.counterfactual
-    for morph in (0.0, 0.35, 0.7, 1.0):
+    cf, view = w.counterfactual, w.panel("counterfactual")
+    for morph in (0.35, 0.7, 1.0):
         w.morph = morph
         np.testing.assert_array_equal(w.probabilities, cf.path_probabilities[cf.step(morph)])
-        np.testing.assert_allclose(w._bars.y, w.probabilities)
-        assert w._morph_marker.x[0] == pytest.approx(cf.step(morph) / 20)
+        np.testing.assert_allclose(w.panels["bars"].bars.y, w.probabilities)
+        assert view.marker.x[0] == pytest.approx(cf.step(morph) / 20)
+        assert "morph frame" in w.shown
     assert counting.calls == calls
     assert w.probabilities.argmax() == 9
-    w._morph_slider.value = 0.0  # the front end's slider
+    view.morph.value = 0.0  # the front end's slider
     assert w.morph == 0.0 and w.probabilities.argmax() == w.explanation.prediction
+    assert w.shown == "the image"
 
 
-def test_the_chart_shows_every_class_along_the_path(panel):
+def test_bars_agree_with_the_morph_after_a_baseline_change(panel):
     w, _ = panel
-    np.testing.assert_array_equal(w._path_lines.y, w.counterfactual.path_probabilities.T)
+    w.morph = 0.7
+    w.baseline = "blur"  # a recomputation must not put the image's probabilities back
+    w.wait(TIMEOUT)
+    cf = w.counterfactual
+    np.testing.assert_array_equal(w.probabilities, cf.path_probabilities[cf.step(0.7)])
+
+
+def test_the_chart_shows_the_two_classes_along_the_path(panel):
+    w, _ = panel
+    cf = w.counterfactual
+    start = int(cf.path_probabilities[0].argmax())
+    np.testing.assert_array_equal(w.panel("counterfactual").lines.y,
+                                  cf.path_probabilities[:, [start, 9]].T)
 
 
 def test_clearing_and_errors(panel):
     w, _ = panel
-    w.morph = 1.5
-    assert "morph must be in 0..1" in w.error
-    w.counterfactual_method = "dice"
-    w.wait(TIMEOUT)
-    assert "unknown counterfactual method" in w.error
     w.counterfactual_method = "wachter"
     w.wait(TIMEOUT)
     assert w.counterfactual.method == "wachter"
     w.counterfactual_target = None
     assert w.counterfactual is None
+    w.panel("counterfactual").target.value = "no such class"  # typed in the picker
+    assert "no class 'no such class'" in w.error
 
 
 def test_one_vs_one_baseline_in_the_widget(panel):
@@ -64,6 +76,10 @@ def test_one_vs_one_baseline_in_the_widget(panel):
     w.baseline = "counterfactual:9"
     w.wait(TIMEOUT)
     e = w.explanation
-    assert e.baseline == "counterfactual:9" and e.completeness_error < 0.02
-    options = [value for _, value in w._baseline_picker.options]
-    assert "counterfactual:3" in options
+    assert w.error == "" and e.baseline == "counterfactual:9" and e.completeness_error < 0.02
+    controls = w.panels["controls"]
+    assert controls.baseline.value == "counterfactual"
+    assert controls.why_not.value == "9 (9)" and controls.why_not.layout.display is None
+    controls.why_not.value = "3 (3)"  # "why not 3?" typed in the class picker
+    assert w.baseline == "counterfactual:3"
+    assert len(controls.baseline.options) == 6  # not one entry per class

@@ -72,31 +72,32 @@ def test_default_view(widget, model, image):
     assert e.method == "integrated_gradients"  # not plain gradients: passes the sanity checks
     assert widget.target == e.prediction == int(torch.argmax(model(image[None])))
     assert "ms" in widget.status and widget.error == ""
-    heatmap = widget._heatmap
+    heatmap = widget.panels["map"].view
     np.testing.assert_array_equal(decode(heatmap.attribution), e.map(widget.target))
     assert heatmap.vmax == pytest.approx(np.abs(e.map(widget.target)).max())
     assert "Red = evidence for class" in heatmap.convention
-    assert decode(widget._grid.maps).shape == (10, 28, 28)
-    assert widget._grid.predicted == e.prediction
-    np.testing.assert_allclose(widget._bars.y, e.probabilities)
+    assert decode(widget.panels["classes"].grid.maps).shape == (10, 28, 28)
+    assert widget.panels["classes"].grid.classes == list(range(10))
+    assert widget.panels["classes"].grid.predicted == e.prediction
+    np.testing.assert_allclose(widget.panels["bars"].bars.y, e.probabilities)
     assert isinstance(heatmap.attribution["buffer"], bytes)  # a binary buffer, not a JSON list
 
 
 def test_clicking_a_tile_sets_the_target_without_recomputing(widget):
     before = widget.explanation
-    widget._grid.target = 5  # what the front end does on a click
+    widget.panels["classes"].grid.target = 5  # what the front end does on a click
     assert widget.target == 5
     assert widget.explanation is before
-    np.testing.assert_array_equal(decode(widget._heatmap.attribution), before.map(5))
-    assert widget._bars.color[5] == "target"
-    assert "class 5" in widget._heatmap.title
+    np.testing.assert_array_equal(decode(widget.panels["map"].view.attribution), before.map(5))
+    assert widget.panels["bars"].bars.color[5] == "target"  # 10 classes: all shown, in order
+    assert "class 5" in widget.panels["map"].view.title
 
 
 def test_abs_values_toggle(widget):
     widget.abs_values = True
-    shown = decode(widget._heatmap.attribution)
+    shown = decode(widget.panels["map"].view.attribution)
     np.testing.assert_array_equal(shown, np.abs(widget.explanation.map(widget.target)))
-    assert "Absolute values" in widget._heatmap.convention
+    assert "Absolute values" in widget.panels["map"].view.convention
 
 
 @pytest.mark.parametrize("change, match", [
@@ -106,20 +107,32 @@ def test_abs_values_toggle(widget):
     ({"baseline_alpha": 2.0}, "baseline_alpha must be in 0..1"),
     ({"target": 10}, "target 10 is out of range"),
     ({"params": {"steps": 3}}, "no parameter 'steps'"),
+    ({"baseline": np.zeros((3, 28, 28))}, "baseline array has shape"),
+    ({"counterfactual_target": -1}, "counterfactual target -1 is out of range"),
+    ({"morph": 1.5}, "morph must be in 0..1"),
+    ({"segmentation": "watershed"}, "unknown segmentation 'watershed'"),
+    ({"top_k": 0}, "top_k must be a positive int"),
 ])
-def test_invalid_values_show_an_error_and_keep_the_last_view(widget, change, match):
+def test_invalid_values_from_python_raise_at_once(widget, change, match):
     good = widget.explanation
-    shown = widget._heatmap.attribution
     for name, value in change.items():
-        setattr(widget, name, value)
-    widget.wait(TIMEOUT)
-    assert widget.error and re.search(match, widget.error)
-    assert widget.status.startswith("error")
-    assert "xai-error" in widget._status_line.value
-    assert widget.explanation is good and widget._heatmap.attribution == shown
-    # the next valid change recovers
-    widget.method, widget.params, widget.baseline = "saliency", {}, "zero"
-    widget.baseline_alpha, widget.target = 0.0, 3
+        with pytest.raises(InputError, match=match):
+            setattr(widget, name, value)
+    assert widget.wait(TIMEOUT).explanation is good and widget.error == ""
+
+
+@pytest.mark.parametrize("control, value, match", [
+    ("params", {"n_steps": -5}, "n_steps must be in 1..1000"),
+    ("target", 10, "target 10 is out of range"),
+])
+def test_invalid_values_from_the_front_end_show_and_keep_the_last_view(widget, control, value, match):
+    good = widget.explanation
+    shown = widget.panels["map"].view.attribution
+    widget.state.set(control, value)  # what every control does with the value it got
+    assert re.search(match, widget.error) and widget.status.startswith("error")
+    assert "xai-error" in widget.panels["status"].line.value
+    assert widget.explanation is good and widget.panels["map"].view.attribution == shown
+    widget.method, widget.target = "saliency", 3  # the next valid change recovers
     widget.wait(TIMEOUT)
     assert widget.error == "" and widget.explanation.method == "saliency"
 
@@ -168,14 +181,16 @@ def test_read_only_state(widget):
         widget.explanation = None
     with pytest.raises(traitlets.TraitError):
         widget.probabilities = np.zeros(10)
+    with pytest.raises(traitlets.TraitError):
+        widget.status = "ok"
 
 
 def test_method_controls_follow_the_spec(widget):
     widget.method = "occlusion"
     widget.wait(TIMEOUT)
-    names = [c._param for c in widget._param_box.children]
+    names = [c._param for c in widget.panels["controls"].params.children]
     assert names == ["window", "stride", "batch_size"]
-    window = widget._param_box.children[0]
+    window = widget.panels["controls"].params.children[0]
     window.value = 9  # dragging the slider, as the front end does
     widget.wait(TIMEOUT)
     assert widget.params == {"window": 9} and widget.explanation.params["window"] == 9
@@ -185,7 +200,7 @@ def test_method_controls_follow_the_spec(widget):
 
 def test_noise_controls_show_only_with_a_noise_tunnel(widget):
     def shown():
-        return [c._param for c in widget._param_box.children if c.layout.display != "none"]
+        return [c._param for c in widget.panels["controls"].params.children if c.layout.display != "none"]
 
     assert "nt_samples" not in shown()
     widget.params = {"smoothing": "smoothgrad"}
@@ -193,8 +208,8 @@ def test_noise_controls_show_only_with_a_noise_tunnel(widget):
 
 
 def test_baseline_controls_drive_the_traits(widget):
-    widget._alpha_slider.value = 0.5
-    widget._baseline_picker.value = "blur"
+    widget.panels["controls"].alpha.value = 0.5
+    widget.panels["controls"].baseline.value = "blur"
     widget.wait(TIMEOUT)
     assert widget.baseline_alpha == 0.5 and widget.baseline == "blur"
     assert widget.explanation.baseline == "blur" and widget.explanation.baseline_alpha == 0.5
@@ -222,5 +237,5 @@ def test_constructor_errors(model, image):
 
 def test_notes_are_shown(model, image):
     w = ExplainWidget(model, image, method="gradient_shap").wait(TIMEOUT)
-    assert "data=images" in w._notes.value  # says what was used instead of reference images
+    assert "data=images" in w.panels["status"].notes.value  # says what was used instead of reference images
     w.close()

@@ -30,13 +30,15 @@ BATCHED_METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "grad
 def explain_many(model, images, targets=None, method: str = "integrated_gradients",
                  n_steps: int = 32, batch_size: int = 256,
                  progress: Callable[[int, int], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+                 cancelled: Callable[[], bool] | None = None, *,
+                 preprocess: Callable | None = None, output: str = "auto") -> np.ndarray:
     """(N, H, W) maps: ``targets`` None = each image's predicted class, an int = the same
-    class for all, or one class per image. Integrated gradients use the zero baseline."""
+    class for all, or one class per image. Integrated gradients use the zero baseline;
+    ``preprocess`` and ``output`` as in ``explain()``."""
     if method not in BATCHED_METHODS:
         raise InputError(f"{method!r} is not batched over images; choose one of "
                          f"{', '.join(BATCHED_METHODS)}")
-    adapter = ModelAdapter(model)
+    adapter = ModelAdapter(model, preprocess=preprocess, output=output)
     first, _ = adapter.image(images[0])
     batch = adapter.batch(images, first)
     with torch.no_grad():

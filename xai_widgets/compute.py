@@ -39,12 +39,8 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     target_list = adapter.check_targets(targets, probabilities.shape[0])
     baseline_image = None
     if spec.needs_baseline:
-        seed = resolved.get("seed", 0)
-        if isinstance(baseline, str) and baseline.startswith("counterfactual"):
-            reference = counterfactual_baseline(adapter, image, baseline, data)
-        else:
-            reference = make_baseline(baseline, image, data, seed=seed)
-        baseline_image = blend(reference, image, alpha)
+        baseline_image = baseline_for(adapter, image, baseline, alpha, data,
+                                      seed=resolved.get("seed", 0))
     task = methods.Task(adapter, image, target_list, resolved, baseline_image, data,
                         progress=progress, cancelled=cancelled, notes=list(notes or []))
     with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
@@ -72,6 +68,18 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
         baseline_image=None if baseline_image is None else baseline_image[0].float().cpu().numpy(),
         classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),
         completeness_error=completeness_error)
+
+
+def baseline_for(adapter, image: torch.Tensor, baseline: Any, alpha: float = 0.0,
+                 data: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    """The (1,C,H,W) baseline a computation uses: a named baseline, an array of the image's
+    shape or ``counterfactual:B``, blended toward the image by ``alpha``. Explanations,
+    superpixel masks and the diagnostics all take their baseline from here."""
+    if isinstance(baseline, str) and baseline.startswith("counterfactual"):
+        reference = counterfactual_baseline(adapter, image, baseline, data)
+    else:
+        reference = make_baseline(baseline, image, data, seed=seed)
+    return blend(reference, image, check_alpha(alpha))
 
 
 def counterfactual_baseline(adapter, image: torch.Tensor, name: str, data) -> torch.Tensor:

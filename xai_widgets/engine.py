@@ -1,18 +1,27 @@
-"""The compute engine behind the widgets: requests, generations, a worker thread, a cache.
+"""The compute engine behind the widgets: one worker per view, one lock per model.
 
-Every user change becomes a ``Request`` with a new generation number. A cache hit answers
-at once, with no model call. Otherwise the worker thread computes the newest request only;
-long work checks ``cancelled()`` and stops as soon as a newer request arrives, and a result
-whose generation is no longer the newest is cached but never delivered.
+Everything that runs the user's model goes through here, so hooks one method sets on the
+model never meet another computation:
+
+- ``model_lock(model)`` is one re-entrant lock per model object; every job holds it while it
+  runs the model (the widgets' workers, dataset and comparison jobs alike).
+- ``Engine.submit(channel, work, apply)`` queues a job on a *channel* ("explain", "mask",
+  "counterfactual", "curves", …). A newer job on the same channel supersedes the older one
+  (newest request wins): queued work is dropped, running work sees ``cancelled()`` turn true
+  and stops, and a stale result is never applied.
+- Results are applied in one guarded step: under the apply lock (never the queue lock),
+  after checking the job is still the newest of its channel. An exception in the work or in
+  applying its result reaches ``on_error`` with its message; nothing stays "computing…".
 
 >>> from xai_widgets.adapter import ModelAdapter
->>> from xai_widgets.engine import Engine, Request
+>>> from xai_widgets.engine import Engine
 >>> from xai_widgets.zoo import load_demo
 >>> model, images, labels, classes = load_demo("mnist")
->>> adapter = ModelAdapter(model)
->>> engine = Engine(adapter, adapter.image(images[0])[0])
->>> engine.run(Request("saliency")).attributions.shape
-(10, 28, 28)
+>>> engine = Engine(ModelAdapter(model))
+>>> seen = []
+>>> _ = engine.submit("demo", lambda job: 6 * 7, seen.append, print)
+>>> engine.wait(10), seen
+(True, [42])
 >>> engine.close()
 """
 
@@ -21,39 +30,22 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import torch
-
-from xai_widgets import methods
-from xai_widgets.baselines import blend, check_alpha, make_baseline
-from xai_widgets.compute import compute
 from xai_widgets.errors import Cancelled, InputError
-from xai_widgets.explanation import Explanation
-from xai_widgets.superpixels import compose, segment
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[Any, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
 
 
-@dataclass(frozen=True)
-class Request:
-    """One state of the view: what to compute. Hashable, so it is also the cache key."""
-
-    method: str
-    params: tuple = ()
-    baseline: str = "zero"
-    baseline_alpha: float = 0.0
-    targets: Any = "all"
-
-    @classmethod
-    def of(cls, method: str, params: dict | None = None, baseline: str = "zero",
-           baseline_alpha: float = 0.0) -> "Request":
-        """The request for a view state; a baseline a method does not use is left out, so
-        moving the baseline slider under saliency is a cache hit, not a recomputation."""
-        items = tuple(sorted((params or {}).items()))
-        if method in methods.names() and not methods.spec(method).needs_baseline:
-            return cls(method, items)
-        return cls(method, items, baseline, baseline_alpha)
+def model_lock(model) -> threading.RLock:
+    """The one lock that serialises every computation on ``model`` (re-entrant)."""
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
 
 
 def error_message(error: BaseException) -> str:
@@ -63,9 +55,37 @@ def error_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+@dataclass
+class Job:
+    """What a job's work function receives: ``report(done, total)`` and ``check()``."""
+
+    channel: str
+    generation: int
+    engine: "Engine"
+    on_progress: Callable[[str, float], None] | None = None
+    label: str = ""
+
+    def cancelled(self) -> bool:
+        return self.engine.is_stale(self.channel, self.generation)
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise Cancelled()
+
+    def report(self, done: int, total: int) -> None:
+        if self.on_progress is not None and not self.cancelled():
+            self.on_progress(self.label, done / max(total, 1))
+
+
+@dataclass
+class _Pending:
+    job: Job
+    work: Callable[[Job], Any]
+    apply: Callable[[Any], None]
+    on_error: Callable[[str], None]
+
+
 _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-
-
 _JOBS: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
 
 
@@ -79,128 +99,87 @@ def _stop_workers() -> None:
         job.join(10.0)
 
 
-def run_in_background(work: Callable[[], Any], on_result: Callable[[Any], None],
-                      on_error: Callable[[str], None]) -> threading.Thread:
-    """Run one long job (e.g. a dataset view) off the caller's thread."""
-    def target():
-        try:
-            result = work()
-        except Cancelled:
-            return
-        except Exception as error:  # noqa: BLE001 - every failure is shown in the view
-            on_error(error_message(error))
-            return
-        on_result(result)
-
-    thread = threading.Thread(target=target, name="xai-widgets-job", daemon=True)
-    _JOBS.add(thread)
-    thread.start()
-    return thread
-
-
 class Engine:
-    """Computes explanations of one image off the caller's thread, newest request first."""
+    """One worker thread that runs a view's jobs one at a time, under the model's lock.
 
-    def __init__(self, adapter, image: torch.Tensor, data: torch.Tensor | None = None,
-                 notes: list[str] | None = None, cache_size: int = 128):
+    ``channels`` lists the channels in the order the worker serves them when several are
+    queued (the main map first, diagnostics last).
+    """
+
+    def __init__(self, adapter, channels: tuple[str, ...] = ()):
         self.adapter = adapter
-        self.image = image
-        self.data = data
-        self.notes = list(notes or [])
-        self.cache_size = cache_size
-        self.generation = 0
-        self._cache: OrderedDict = OrderedDict()
-        self._lock = threading.RLock()
-        self._wakeup = threading.Condition(self._lock)
-        self._pending = None
+        self.channels = list(channels)
+        self._generations: dict[str, int] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()                 # the queue
+        self.apply_lock = threading.RLock()           # applying results to the views
+        self._changed = threading.Condition(self._lock)
+        self._running: str | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    # -- synchronous use -------------------------------------------------------------
-    def run(self, request: Request, progress: Callable | None = None) -> Explanation:
-        """Compute (or fetch from the cache) on the calling thread."""
-        hit = self.cached(request)
-        if hit is not None:
-            return hit
-        result = self._compute(request, progress=progress)
-        self._store(request, result)
-        return result
-
-    def baseline_image(self, baseline: str, alpha: float) -> torch.Tensor:
-        """The (1,C,H,W) baseline blended toward the image, as explanations use it."""
-        return blend(make_baseline(baseline, self.image, self.data), self.image, check_alpha(alpha))
-
-    def segments(self, method: str, params: dict | None = None) -> torch.Tensor:
-        """The (H, W) superpixel labels of the image (cached by ``superpixels.segment``)."""
-        return segment(self.image, method, **(params or {}))
-
-    def mask(self, segments: torch.Tensor, hidden: list[int], baseline: torch.Tensor):
-        """The image with ``hidden`` segments replaced by ``baseline`` (1,C,H,W) and its class
-        probabilities: one forward pass of one image."""
-        keep = torch.ones(1, int(segments.max()) + 1, dtype=torch.bool, device=self.image.device)
-        keep[0, list(hidden)] = False
-        masked = compose(self.image, baseline, segments.to(self.image.device), keep)
-        return masked, self.adapter.probabilities(masked)[0]
-
-    def cached(self, request: Request) -> Explanation | None:
-        key = (self.adapter.version(), request)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        return None
-
-    # -- asynchronous use ------------------------------------------------------------
-    def submit(self, request: Request, on_result: Callable[[Explanation], None],
+    # -- queue -------------------------------------------------------------------------
+    def submit(self, channel: str, work: Callable[[Job], Any], apply: Callable[[Any], None],
                on_error: Callable[[str], None],
-               on_progress: Callable[[int, int], None] | None = None) -> int:
-        """Queue ``request``; superseding any older one. Returns its generation.
-
-        ``on_result``/``on_error`` run (on this thread for a cache hit, else on the worker)
-        only while the request is still the newest one.
-        """
+               on_progress: Callable[[str, float], None] | None = None,
+               supersedes: tuple[str, ...] = (), label: str = "") -> int:
+        """Queue ``work(job)`` on ``channel``; ``apply(result)`` runs once it is done, only
+        if no newer job was submitted to the channel meanwhile. Returns the generation."""
         with self._lock:
-            self.generation += 1
-            generation = self.generation
-            hit = self.cached(request)
-            if hit is not None:
-                self._pending = None
-                on_result(hit)
-                return generation
-            self._pending = (generation, request, on_result, on_error, on_progress)
+            for other in supersedes:
+                self._bump(other)
+            generation = self._bump(channel)
+            job = Job(channel, generation, self, on_progress, label)
+            self._pending[channel] = _Pending(job, work, apply, on_error)
+            if channel not in self.channels:
+                self.channels.append(channel)
             self._ensure_worker()
-            self._wakeup.notify()
+            self._changed.notify_all()
         return generation
 
-    def supersede(self) -> int:
-        """Make every queued or running request stale (e.g. before showing an error)."""
+    def supersede(self, *channels: str) -> None:
+        """Make queued and running jobs of ``channels`` stale (their results are dropped)."""
         with self._lock:
-            self.generation += 1
-            self._pending = None
-            return self.generation
+            for channel in channels:
+                self._bump(channel)
+            self._changed.notify_all()
+
+    def apply_now(self, channel: str, apply: Callable[[], None],
+                  on_error: Callable[[str], None]) -> None:
+        """Supersede ``channel`` and apply a result that needs no model call (a cache hit)
+        on the calling thread, through the same guarded step."""
+        with self._lock:
+            generation = self._bump(channel)
+        self._apply(Job(channel, generation, self), lambda _: apply(), None, on_error)
+
+    def is_stale(self, channel: str, generation: int) -> bool:
+        return self._closed or self._generations.get(channel, 0) != generation
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._pending and self._running is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._closed or (not self._pending and self._running is None), timeout)
 
     def close(self, join_timeout: float | None = None) -> None:
-        """Stop the worker (work in progress stops at its next check); optionally join it."""
+        """Stop the worker (running work stops at its next check); optionally join it."""
         with self._lock:
             self._closed = True
-            self._pending = None
-            self.generation += 1
-            self._wakeup.notify_all()
+            self._pending.clear()
+            self._changed.notify_all()
         thread = self._thread
         if join_timeout is not None and thread is not None and thread is not threading.current_thread():
             thread.join(join_timeout)
 
-    # -- internals -------------------------------------------------------------------
-    def _compute(self, request: Request, progress=None, cancelled=None) -> Explanation:
-        return compute(self.adapter, self.image, request.method, request.targets,
-                       dict(request.params), request.baseline, request.baseline_alpha,
-                       self.data, notes=self.notes, progress=progress, cancelled=cancelled)
-
-    def _store(self, request: Request, result) -> None:
-        with self._lock:
-            self._cache[(self.adapter.version(), request)] = result
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+    # -- worker ------------------------------------------------------------------------
+    def _bump(self, channel: str) -> int:
+        self._generations[channel] = self._generations.get(channel, 0) + 1
+        self._pending.pop(channel, None)
+        return self._generations[channel]
 
     def _ensure_worker(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -209,55 +188,76 @@ class Engine:
             self._thread.start()
             _ENGINES.add(self)
 
+    def _next(self) -> _Pending | None:
+        with self._lock:
+            while not self._pending and not self._closed:
+                self._changed.wait()
+            if self._closed:
+                return None
+            channel = next(c for c in self.channels if c in self._pending)
+            self._running = channel
+            return self._pending.pop(channel)
+
     def _work(self) -> None:
         while True:
-            with self._lock:
-                while self._pending is None and not self._closed:
-                    self._wakeup.wait()
-                if self._closed:
-                    return
-                generation, request, on_result, on_error, on_progress = self._pending
-                self._pending = None
-            stale = lambda: self.generation != generation  # noqa: E731
+            pending = self._next()
+            if pending is None:
+                return
+            job = pending.job
+            result, failure = None, None
             try:
-                result = self._compute(request, progress=self._guard(on_progress, generation),
-                                       cancelled=stale)
+                if not job.cancelled():
+                    with model_lock(self.adapter.model):
+                        result = pending.work(job)
             except Cancelled:
-                result = None
+                job = None
             except Exception as error:  # noqa: BLE001 - every failure is shown in the view
-                with self._lock:
-                    if not stale():
-                        on_error(error_message(error))
-                continue
+                failure = error_message(error)
+            if job is not None:
+                self._apply(job, pending.apply, result if failure is None else failure,
+                            pending.on_error, failed=failure is not None)
             with self._lock:
-                if result is not None:
-                    self._store(request, result)
-                    if not stale():
-                        on_result(result)
+                self._running = None
+                self._changed.notify_all()
 
-    def _guard(self, on_progress, generation):
-        if on_progress is None:
-            return None
+    def _apply(self, job: Job, apply, result, on_error, failed: bool = False) -> None:
+        with self.apply_lock:
+            if job.cancelled():
+                return
+            try:
+                if failed:
+                    on_error(result)
+                else:
+                    apply(result)
+            except Exception as error:  # noqa: BLE001 - a failure to show is shown too
+                try:
+                    on_error(error_message(error))
+                except Exception:  # noqa: BLE001 - nothing left to report to
+                    pass
 
-        def report(done: int, total: int) -> None:
-            if self.generation == generation:
-                on_progress(done, total)
 
-        return report
+def run_in_background(work: Callable[[], Any], on_result: Callable[[Any], None],
+                      on_error: Callable[[str], None], model=None) -> threading.Thread:
+    """Run one long job (e.g. a dataset view) off the caller's thread, holding
+    ``model_lock(model)`` while it runs when a model is given."""
+    def target():
+        try:
+            if model is not None:
+                with model_lock(model):
+                    result = work()
+            else:
+                result = work()
+        except Cancelled:
+            return
+        except Exception as error:  # noqa: BLE001 - every failure is shown in the view
+            on_error(error_message(error))
+            return
+        try:
+            on_result(result)
+        except Exception as error:  # noqa: BLE001 - shown as well
+            on_error(error_message(error))
 
-
-class CounterfactualEngine(Engine):
-    """The same queue, generations and cache for counterfactual searches: a request's
-    ``method`` is the search method and its ``params`` hold ``target`` and the search's own
-    parameters. It runs beside the explanation engine, so neither supersedes the other."""
-
-    autoencoder = None
-
-    def _compute(self, request: Request, progress=None, cancelled=None):
-        from xai_widgets.methods.counterfactuals import search_counterfactual
-
-        params = dict(request.params)
-        target = params.pop("target")
-        return search_counterfactual(self.adapter, self.image, target, request.method, params,
-                                     self.data, autoencoder=self.autoencoder, progress=progress,
-                                     cancelled=cancelled)
+    thread = threading.Thread(target=target, name="xai-widgets-job", daemon=True)
+    _JOBS.add(thread)
+    thread.start()
+    return thread

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,22 @@ class Explanation:
         if target not in self.targets:
             raise InputError(f"target {target} was not explained; explained targets: {self.targets}")
         return self.attributions[self.targets.index(target)]
+
+    def merged(self, other: "Explanation") -> "Explanation":
+        """This explanation with ``other``'s targets added (same image, method, parameters
+        and baseline; computed for more classes later)."""
+        new = [i for i, t in enumerate(other.targets) if t not in self.targets]
+        if not new:
+            return self
+        return replace(
+            self, attributions=np.concatenate([self.attributions, other.attributions[new]]),
+            raw=np.concatenate([self.raw, other.raw[new]]),
+            targets=self.targets + [other.targets[i] for i in new],
+            seconds=self.seconds + other.seconds,
+            notes=tuple(dict.fromkeys(self.notes + other.notes)),
+            completeness_error=max((e for e in (self.completeness_error,
+                                                other.completeness_error) if e is not None),
+                                   default=None))
 
     def __repr__(self) -> str:
         return (f"Explanation(method={self.method!r}, targets={self.targets}, "

@@ -67,7 +67,7 @@ class Curve:
 
 def _curve(model, x, attribution, target: int, steps: int, baseline, insert: bool,
            seed: int, preprocess=None) -> Curve:
-    adapter = ModelAdapter(model, preprocess=preprocess)
+    adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, preprocess=preprocess)
     image, _ = adapter.image(x)
     heat = torch.as_tensor(_as_map(attribution), dtype=image.dtype, device=image.device)
     if tuple(heat.shape) != tuple(image.shape[-2:]):

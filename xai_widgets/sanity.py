@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from xai_widgets.adapter import ModelAdapter
+from xai_widgets.errors import Cancelled
 from xai_widgets.explain import explain
 
 
@@ -66,24 +67,31 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def sanity_check(model, x, method: str = "integrated_gradients", target: int | None = None,
-                 seed: int = 0, data=None, **params) -> SanityCheck:
-    """Cascading randomisation of a copy of ``model`` for one image and one target."""
-    adapter = ModelAdapter(model)
+                 seed: int = 0, data=None, *, preprocess=None, output: str = "auto",
+                 baseline="zero", baseline_alpha: float = 0.0, cancelled=None,
+                 **params) -> SanityCheck:
+    """Cascading randomisation of a copy of ``model`` for one image and one target, with the
+    same ``preprocess``, ``output`` and baseline as the map under test. ``cancelled()`` is
+    checked between layers (a superseded check stops early)."""
+    adapter = ModelAdapter(model, preprocess=preprocess, output=output)
     if target is None:
         image, _ = adapter.image(x)
         target = int(adapter.probabilities(image)[0].argmax())
-    original = explain(model, x, method=method, targets=target, data=data, **params).map(target)
+    common = dict(targets=target, data=data, preprocess=preprocess, output=output,
+                  baseline=baseline, baseline_alpha=baseline_alpha, **params)
+    original = explain(model, x, method=method, **common).map(target)
     scrambled = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(seed)
     layers, maps = ["original"], [original]
     for name, layer in weighted_layers(scrambled):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
         with torch.no_grad():
             for parameter in layer.parameters(recurse=False):
                 parameter.copy_(torch.randn(parameter.shape, generator=generator)
-                                * parameter.std().clamp_min(1e-3))
+                                .to(parameter) * parameter.std().clamp_min(1e-3))
         layers.append(name)
-        maps.append(explain(scrambled, x, method=method, targets=target, data=data,
-                            **params).map(target))
+        maps.append(explain(scrambled, x, method=method, **common).map(target))
     maps = np.stack(maps)
     return SanityCheck(method, target, layers, maps,
                        np.array([spearman(original, m) for m in maps]),

@@ -17,6 +17,7 @@ meaningful segments on a 28×28 digit (lime's default quickshift gives 2).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -46,6 +47,7 @@ SEGMENTATION_PARAMS = (
 )
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()  # widgets segment on their workers, scripts on their own thread
 
 
 def segment(image: torch.Tensor, method: str = "slic", **params) -> torch.Tensor:
@@ -54,12 +56,16 @@ def segment(image: torch.Tensor, method: str = "slic", **params) -> torch.Tensor
     relevant = {k: v for k, v in params.items() if k in _PARAMS_OF.get(method, ())}
     key = (hashlib.sha1(array.tobytes()).hexdigest(), array.shape, method,
            tuple(sorted(relevant.items())))
-    if key not in _CACHE:
-        _CACHE[key] = torch.from_numpy(_relabel(_segment(array, method, relevant)))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key].to(image.device)
+    labels = torch.from_numpy(_relabel(_segment(array, method, relevant)))
+    with _CACHE_LOCK:
+        _CACHE[key] = labels
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return _CACHE[key].to(image.device)
+    return labels.to(image.device)
 
 
 _PARAMS_OF = {"slic": ("n_segments", "compactness"), "quickshift": ("kernel_size", "max_dist"),

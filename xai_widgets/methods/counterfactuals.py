@@ -149,7 +149,7 @@ def wachter(search: Search) -> tuple[torch.Tensor, int]:
         delta.grad, = torch.autograd.grad(loss, delta)
         optimiser.step()
         if search.flipped(logits):
-            l1 = float((candidate - x).abs().sum())
+            l1 = float((candidate - x).detach().abs().sum())
             if l1 < best_l1:
                 best, best_l1, flipped_at = candidate.detach(), l1, steps
             elif steps - flipped_at >= 100:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -25,6 +25,7 @@ from xai_widgets.engine import run_in_background
 from xai_widgets.explain import explain
 from xai_widgets.metrics import deletion_curve
 from xai_widgets.sanity import sanity_check
+from xai_widgets.widgets.panel import escape, set_text, text
 from xai_widgets.widgets.views import TilesView
 
 DEFAULT_METHODS = ("integrated_gradients", "saliency", "guided_backprop", "grad_cam",
@@ -49,8 +50,10 @@ class CompareWidget(widgets.VBox):
 
     def __init__(self, model, x, methods: Sequence[str] = DEFAULT_METHODS, target: int | None = None,
                  shared_scale: bool = False, with_sanity: bool = False,
-                 with_faithfulness: bool = False, data: Any = None, classes=None):
-        adapter = ModelAdapter(model, classes=classes)
+                 with_faithfulness: bool = False, data: Any = None, classes=None,
+                 preprocess: Callable | None = None, output: str = "auto"):
+        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
+        self._adapter = adapter
         image, _ = adapter.image(x)
         self._image = image[0].cpu().numpy()
         self._target = int(adapter.probabilities(image)[0].argmax()) if target is None else target
@@ -58,13 +61,13 @@ class CompareWidget(widgets.VBox):
         self._shared = shared_scale
         self._done = threading.Event()
         self._tiles = TilesView(size=150)
-        self._status_line = widgets.HTML("computing…")
+        self._status_line = text("computing…", "muted")
         label = classes[self._target] if classes else str(self._target)
-        super().__init__([widgets.HTML(f"<b>class {label}</b>, explained by each method "
-                                       "(red = for, blue = against)"),
+        super().__init__([text(f"<b>class {escape(label)}</b>, explained by each method "
+                               "(red = for, blue = against)"),
                           self._tiles, self._status_line])
         self.add_class("xai-compare-widget")
-        run_in_background(self._work, self._on_result, self._on_error)
+        run_in_background(self._work, self._on_result, self._on_error, model=model)
 
     def wait(self, timeout: float = 120.0) -> "CompareWidget":
         if not self._done.wait(timeout):
@@ -75,20 +78,23 @@ class CompareWidget(widgets.VBox):
         model, x, names, data, with_sanity, with_faithfulness = self._args
         results, sanity, deletion = {}, {}, {}
         for name in names:
-            e = explain(model, x, method=name, targets=self._target, data=data)
+            adapter = self._adapter
+            e = explain(model, x, method=name, targets=self._target, data=data,
+                        preprocess=adapter.preprocess, output=adapter.output)
             results[name] = e
             if with_sanity:
                 sanity[name] = float(sanity_check(model, x, method=name, target=self._target,
-                                                  data=data).ssim[-1])
+                                                  data=data, preprocess=adapter.preprocess,
+                                                  output=adapter.output).ssim[-1])
             if with_faithfulness:
-                curve = deletion_curve(model, x, e.map(self._target), self._target)
+                curve = deletion_curve(adapter, x, e.map(self._target), self._target)
                 deletion[name] = (curve.auc, curve.random_auc)
-            self._status_line.value = f"computing… {len(results)}/{len(names)}"
+            set_text(self._status_line, f"computing… {len(results)}/{len(names)}", "muted")
         return results, sanity, deletion
 
     def _on_error(self, message: str) -> None:
         self.set_trait("error", message)
-        self._status_line.value = f"<span class='xai-error' style='color:#b00020'>⚠ {message}</span>"
+        set_text(self._status_line, f"<span class='xai-error'>⚠ {escape(message)}</span>")
         self._done.set()
 
     def _on_result(self, result) -> None:
@@ -116,5 +122,5 @@ class CompareWidget(widgets.VBox):
                                    "each map on its own colour scale",
                                    "indices": list(range(len(names)))}]
         self.set_trait("status", f"{len(names)} methods")
-        self._status_line.value = f"<span style='color:#2a6e2a'>✓ {len(names)} methods</span>"
+        set_text(self._status_line, f"<span class='xai-ok'>✓</span> {len(names)} methods")
         self._done.set()

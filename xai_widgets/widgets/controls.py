@@ -14,7 +14,7 @@ from xai_widgets.methods import Param
 
 SLIDER_SPAN = 1000  # wider integer ranges get a number box instead of a slider
 STYLE = {"description_width": "110px"}
-LAYOUT = {"width": "340px"}
+LAYOUT = {"width": "340px", "max_width": "100%"}
 
 
 def control_for(param: Param, value=None) -> widgets.Widget:

@@ -1,146 +1,103 @@
-"""The counterfactual panel of ExplainWidget: pick a class, morph x into x′.
+"""Counterfactual: pick a desired class, morph x into x′.
 
-Traits (on the widget): ``counterfactual_target`` (int or None), ``counterfactual_method``
-(str), ``morph`` (0..1) and read-only ``counterfactual``. The search runs on its own engine
-(progress, superseded searches stop); the morph path is precomputed, so dragging the slider
-makes no model call: the bars and the chart's marker follow at once.
+Writes ``counterfactual_target``, ``counterfactual_method`` and ``morph``. The search runs
+on the view's engine (progress; a newer request stops it); the morph path is precomputed,
+so dragging the slider makes no model call: the bars and the chart's marker follow at once.
 """
 
 from __future__ import annotations
 
-import threading
-
 import bqplot
 import ipywidgets as widgets
 import numpy as np
-import traitlets
 
-from xai_widgets.encoding import EMPTY, encode
-from xai_widgets.engine import CounterfactualEngine, Request
-from xai_widgets.methods.counterfactuals import METHODS, Counterfactual
-from xai_widgets.widgets.controls import STYLE
+from xai_widgets.encoding import EMPTY
+from xai_widgets.methods.counterfactuals import METHODS
+from xai_widgets.widgets.class_picker import class_picker, option, parse_class
+from xai_widgets.widgets.map_panel import display_image
+from xai_widgets.widgets.panel import SKIP, STYLE, Panel, escape, set_text, text
 from xai_widgets.widgets.views import CounterfactualView
 
-FROM, TO, OTHERS = "#4c72b0", "#d62728", "#c8ccd4"  # the original class, the target, the rest
+FROM, TO, OTHERS = "#4c72b0", "#d62728", "#9aa9bf"  # the original class, the target, the rest
+PATH_STEPS = 21
 
 
-class CounterfactualPanel(traitlets.HasTraits):
-    """Mixin for ExplainWidget; expects ``_engine``, ``_labels``, ``_fail``,
-    ``_show_probabilities``."""
+class CounterfactualPanel(Panel):
+    name, title = "counterfactual", "counterfactual"
+    watch = ("counterfactual", "morph", "counterfactual_target", "error")
 
-    counterfactual_target = traitlets.Int(None, allow_none=True)
-    counterfactual_method = traitlets.Unicode("wachter")
-    morph = traitlets.Float(0.0)
-    counterfactual = traitlets.Instance(Counterfactual, allow_none=True, read_only=True)
-
-    def _build_counterfactual_panel(self) -> widgets.Widget:
-        engine = self._engine
-        self._cf_settled = threading.Event()
-        self._cf_settled.set()
-        self._cf_engine = CounterfactualEngine(engine.adapter, engine.image, engine.data)
-        if engine.data is not None:
-            self.counterfactual_method = "prototype"
-        self._cf_view = CounterfactualView()
-        self._cf_target_picker = widgets.Dropdown(
-            options=[("—", None)] + [(label, i) for i, label in enumerate(self._labels)],
-            description="desired class", style=STYLE, layout={"width": "230px"})
-        self._cf_target_picker.add_class("xai-cf-target")
-        self._cf_method_picker = widgets.Dropdown(options=list(METHODS), description="search",
-                                                  style=STYLE, layout={"width": "230px"})
-        self._cf_method_picker.add_class("xai-cf-method")
-        self._morph_slider = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="morph x → x′",
-                                                 continuous_update=True, style=STYLE,
-                                                 layout={"width": "340px"}, readout_format=".2f")
-        self._morph_slider.add_class("xai-morph")
-        steps = np.linspace(0, 1, 21)
+    def build(self) -> list:
+        state = self.state
+        self.view = CounterfactualView(size=96)
+        self.target = class_picker(state.labels, "desired class", "300px")
+        self.target.add_class("xai-cf-target")
+        self.bind(self.target, "counterfactual_target", self._to_class,
+                  lambda t: "" if t is None else option(state.labels, t))
+        self.method = widgets.Dropdown(options=list(METHODS), description="search", style=STYLE,
+                                       layout={"width": "300px", "max_width": "100%"})
+        self.method.add_class("xai-cf-method")
+        self.bind(self.method, "counterfactual_method")
+        self.morph = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="morph x → x′",
+                                         style=STYLE, readout_format=".2f",
+                                         layout={"width": "340px", "max_width": "100%"})
+        self.morph.add_class("xai-morph")
+        self.bind(self.morph, "morph")
         x_scale, y_scale = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
-        self._path_lines = bqplot.Lines(x=steps, y=np.zeros((len(self._labels), 21)),
-                                        scales={"x": x_scale, "y": y_scale},
-                                        colors=[OTHERS] * len(self._labels), labels=self._labels,
-                                        stroke_width=2.5)
-        self._morph_marker = bqplot.Lines(x=[0.0, 0.0], y=[0.0, 1.0], colors=["#333"],
-                                          line_style="dashed", scales={"x": x_scale, "y": y_scale})
-        self._path_chart = bqplot.Figure(
-            marks=[self._path_lines, self._morph_marker], title="every class along x → x′",
+        self.lines = bqplot.Lines(x=np.linspace(0, 1, PATH_STEPS), y=np.zeros((1, PATH_STEPS)),
+                                  scales={"x": x_scale, "y": y_scale}, colors=[OTHERS],
+                                  stroke_width=2.5)
+        self.marker = bqplot.Lines(x=[0.0, 0.0], y=[0.0, 1.0], colors=["#888888"],
+                                   line_style="dashed", scales={"x": x_scale, "y": y_scale})
+        self.chart = bqplot.Figure(
+            marks=[self.lines, self.marker], title="classes along x → x′",
             axes=[bqplot.Axis(scale=x_scale, label="morph", tick_format=".1f"),
                   bqplot.Axis(scale=y_scale, orientation="vertical", tick_format=".0%")],
-            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 40},
-            layout=widgets.Layout(width="420px", height="280px"))
-        self._path_chart.add_class("xai-cf-chart")
-        controls = widgets.VBox([self._cf_target_picker, self._cf_method_picker, self._morph_slider])
-        return widgets.VBox([
-            widgets.HTML("<b>counterfactual</b>: how must the pixels change for another class? "
-                         "(red = added, blue = removed)"),
-            widgets.HBox([widgets.VBox([controls, self._cf_view]), self._path_chart])])
+            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
+            layout=widgets.Layout(width="100%", max_width="420px", min_width="260px",
+                                  height="260px"))
+        self.chart.add_class("xai-cf-chart")
+        self.legend = text("", "muted")
+        controls = widgets.VBox([self.target, self.method, self.morph, self.view],
+                                layout={"flex": "0 1 360px", "min_width": "0"})
+        charts = widgets.VBox([self.chart, self.legend], layout={"flex": "1 1 280px",
+                                                                 "min_width": "0"})
+        return [text("<b>counterfactual</b>: how must the pixels change for another class? "
+                     "(in x′ − x: red = added, blue = removed)"),
+                widgets.Box([controls, charts], layout={"flex_flow": "row wrap", "gap": "12px"})]
 
-    def _wire_counterfactual_panel(self) -> None:
-        self.observe(lambda _: self._search(), ["counterfactual_target", "counterfactual_method"])
-        self.observe(lambda _: self._on_morph(), "morph")
-        for control, name in ((self._cf_target_picker, "counterfactual_target"),
-                              (self._cf_method_picker, "counterfactual_method"),
-                              (self._morph_slider, "morph")):
-            control.observe(self._from_control(name), "value")
-            self._to_control(control, getattr(self, name))
+    def _to_class(self, value: str):
+        index = parse_class(value, self.state.labels)
+        if index is None and value:
+            self.state.fail(f"no class {value!r}: type a class name or an index")
+            return SKIP
+        return index
 
-    def close(self) -> None:
-        if hasattr(self, "_cf_engine"):
-            self._cf_engine.close()
-        super().close()
-
-    # -- reacting -----------------------------------------------------------------------
-    def _search(self) -> None:
-        self._to_control(self._cf_target_picker, self.counterfactual_target)
-        self._to_control(self._cf_method_picker, self.counterfactual_method)
-        if self.counterfactual_target is None:
-            self._cf_engine.supersede()
-            self.set_trait("counterfactual", None)
-            self._cf_view.original = EMPTY
+    def render(self) -> None:
+        state, cf = self.state, self.state.counterfactual
+        if state.counterfactual_target is None:
+            self.view.original = EMPTY
             return
-        request = Request(self.counterfactual_method, (("target", self.counterfactual_target),))
-        self._cf_settled.clear()
-        self._cf_view.caption = "searching…"
-        self._cf_engine.submit(request, self._on_counterfactual, self._cf_failed, self._on_progress)
-
-    def _cf_failed(self, message: str) -> None:
-        self._fail(message)
-        self._cf_view.caption = f"✗ {message}"
-        self._cf_settled.set()
-
-    def _on_counterfactual(self, cf: Counterfactual) -> None:
-        self.set_trait("counterfactual", cf)
+        if cf is None or cf.target != state.counterfactual_target:
+            self.view.caption = ("searching…" if not state.error else f"✗ {state.error}")
+            return
         start = int(cf.path_probabilities[0].argmax())
-        with self._path_lines.hold_sync():
-            self._path_lines.y = cf.path_probabilities.T
-            self._path_lines.colors = [TO if i == cf.target else FROM if i == start else OTHERS
-                                       for i in range(len(self._labels))]
-        self._path_chart.title = (f"p({self._labels[start]}) in blue, p({self._labels[cf.target]}) "
-                                  "in red, along x → x′")
-        with self._cf_view.hold_sync():
-            self._cf_view.original = encode(cf.original)
-            self._cf_view.counterfactual = encode(cf.image)
-        self._on_morph()
-        self._progress.layout.visibility = "hidden"
-        self._cf_settled.set()
-
-    def _on_morph(self) -> None:
-        """A frame of the precomputed path: no model call."""
-        self._to_control(self._morph_slider, self.morph)
-        cf = self.counterfactual
-        if cf is None:
-            return
-        if not 0.0 <= self.morph <= 1.0:
-            self._fail(f"morph must be in 0..1 (0 = x, 1 = x′), got {self.morph}")
-            return
-        step = cf.step(self.morph)
-        probabilities = cf.path_probabilities[step]
-        self.set_trait("probabilities", probabilities)
-        self._show_probabilities(probabilities)
-        self._morph_marker.x = [step / (len(cf.path) - 1)] * 2
-        label = self._labels[cf.target]
+        shown = [start, cf.target]
+        with self.lines.hold_sync():
+            self.lines.y = cf.path_probabilities[:, shown].T
+            self.lines.colors = [FROM, TO]
+        swatch = "<span class='xai-swatch' style='background:{}'></span>"
+        set_text(self.legend, f"{swatch.format(FROM)}p({escape(state.label(start))}) "
+                              f"{swatch.format(TO)}p({escape(state.label(cf.target))}) · dashed: "
+                              "the slider", "muted")
+        step = cf.step(state.morph)
+        self.marker.x = [step / (len(cf.path) - 1)] * 2
+        p = cf.path_probabilities[step]
         status = "✓" if cf.success else "✗"
-        with self._cf_view.hold_sync():
-            self._cf_view.frame = encode(cf.path[step])
-            self._cf_view.caption = (
+        with self.view.hold_sync():
+            self.view.original = display_image(cf.original)
+            self.view.counterfactual = display_image(cf.image)
+            self.view.frame = display_image(cf.path[step])
+            self.view.caption = (
                 f"{status} {cf.message} · L1 {cf.l1:.1f}, {cf.l0} pixels changed · "
-                f"{1000 * cf.seconds:.0f} ms · at {self.morph:.0%} of the way: "
-                f"p({label}) = {probabilities[cf.target]:.1%}")
+                f"{1000 * cf.seconds:.0f} ms · at {state.morph:.0%} of the way: "
+                f"p({state.label(cf.target)}) = {p[cf.target]:.1%}")

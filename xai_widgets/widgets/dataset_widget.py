@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import bqplot
 import ipywidgets as widgets
@@ -26,6 +26,7 @@ from xai_widgets.encoding import encode
 from xai_widgets.engine import run_in_background
 from xai_widgets.errors import InputError
 from xai_widgets.spray import spray
+from xai_widgets.widgets.panel import escape, set_text, text
 from xai_widgets.widgets.views import TilesView
 
 CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -53,14 +54,16 @@ class DatasetWidget(widgets.VBox):
 
     def __init__(self, model, images, labels=None, target: int | None = None,
                  method: str | None = None, n_clusters: int | None = None,
-                 classes: Sequence[str] | None = None, batch_size: int = 256):
+                 classes: Sequence[str] | None = None, batch_size: int = 256,
+                 preprocess: Callable | None = None, output: str = "auto"):
         # one backward pass per image: input × gradient separates the Clever-Hans model as
         # well as integrated gradients does (benchmarks/bench_clever_hans.py) at 1/32 the work
         method = method or "input_x_gradient"
         if method not in BATCHED_METHODS:
             raise InputError(f"{method!r} is not batched over images; choose one of "
                              f"{', '.join(BATCHED_METHODS)}")
-        adapter = ModelAdapter(model, classes=classes)
+        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
+        self._preprocess, self._output = preprocess, output
         first, _ = adapter.image(images[0])
         self._images = adapter.batch(images, first).cpu()
         self._model, self._labels, self._classes = model, labels, classes
@@ -69,7 +72,8 @@ class DatasetWidget(widgets.VBox):
         self._done = threading.Event()
         self._closed = False
         self._progress = widgets.FloatProgress(min=0, max=1, layout={"width": "300px"})
-        self._status_line = widgets.HTML()
+        self._status_line = text("")
+        self._legend = text("", "muted")
         x_scale, y_scale = bqplot.LinearScale(), bqplot.LinearScale()
         self._colour = colour = bqplot.OrdinalColorScale(colors=CLUSTER_COLOURS)
         self._scatter = bqplot.Scatter(x=[], y=[], color=[], default_size=30,
@@ -83,17 +87,19 @@ class DatasetWidget(widgets.VBox):
                               tick_format=".2f"),
                   bqplot.Axis(scale=y_scale, orientation="vertical", num_ticks=3,
                               tick_format=".2f", label="spectral embedding 2")],
-            layout=widgets.Layout(width="420px", height="380px"))
+            layout=widgets.Layout(width="400px", max_width="100%", height="360px"))
         self._tiles = TilesView()
         self._tiles.observe(lambda change: setattr(self, "selected", change["new"]), "selected")
         self._detail = widgets.VBox()
         super().__init__([widgets.HBox([self._status_line, self._progress]),
-                          widgets.HBox([self._scatter_chart, self._tiles]), self._detail])
+                          widgets.Box([widgets.VBox([self._scatter_chart, self._legend]), self._tiles],
+                                      layout={"flex_flow": "row wrap", "gap": "12px"}),
+                          self._detail])
         self.add_class("xai-dataset-widget")
         self.observe(self._open, "selected")
         self.set_trait("status", f"explaining {len(self._images)} images…")
-        self._status_line.value = self.status
-        run_in_background(self._work, self._on_result, self._on_error)
+        set_text(self._status_line, self.status)
+        run_in_background(self._work, self._on_result, self._on_error, model=model)
 
     def wait(self, timeout: float = 120.0) -> "DatasetWidget":
         """Block until the maps are clustered and shown; raise TimeoutError otherwise."""
@@ -111,7 +117,8 @@ class DatasetWidget(widgets.VBox):
     def _work(self):
         maps = explain_many(self._model, self._images, self._target, self._method,
                             batch_size=self._batch_size, progress=self._on_progress,
-                            cancelled=lambda: self._closed)
+                            cancelled=lambda: self._closed, preprocess=self._preprocess,
+                            output=self._output)
         return maps, spray(maps, self._n_clusters)
 
     def _on_progress(self, done: int, total: int) -> None:
@@ -120,7 +127,7 @@ class DatasetWidget(widgets.VBox):
     def _on_error(self, message: str) -> None:
         self.set_trait("error", message)
         self.set_trait("status", f"error: {message}")
-        self._status_line.value = f"<span class='xai-error' style='color:#b00020'>⚠ {message}</span>"
+        set_text(self._status_line, f"<span class='xai-error'>⚠ {escape(message)}</span>")
         self._done.set()
 
     def _on_result(self, result) -> None:
@@ -128,9 +135,14 @@ class DatasetWidget(widgets.VBox):
         self.set_trait("explanations", maps)
         self.set_trait("clusters", clustering.clusters)
         self.set_trait("embedding", clustering.embedding)
-        self._scatter.x, self._scatter.y = clustering.embedding[:, 0], clustering.embedding[:, 1]
-        self._colour.domain = [str(c) for c in range(clustering.n_clusters)]
-        self._scatter.color = [str(c) for c in clustering.clusters]
+        colours = [str(c) for c in range(clustering.n_clusters)]
+        with self._scatter.hold_sync():  # the domain before the points, else one colour for all
+            self._colour.domain = colours
+            self._scatter.x, self._scatter.y = clustering.embedding[:, 0], clustering.embedding[:, 1]
+            self._scatter.color = [str(c) for c in clustering.clusters]
+        set_text(self._legend, "".join(
+            f"<span class='xai-swatch' style='background:{CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)]}'>"
+            f"</span>cluster {c}" for c in range(clustering.n_clusters)), "muted")
         groups = []
         for cluster in range(clustering.n_clusters):
             members = np.flatnonzero(clustering.clusters == cluster)
@@ -149,8 +161,8 @@ class DatasetWidget(widgets.VBox):
         self._progress.layout.visibility = "hidden"
         self.set_trait("status", f"{len(maps)} maps ({self._method}), "
                                  f"{clustering.n_clusters} clusters")
-        self._status_line.value = (f"<span style='color:#2a6e2a'>✓ {self.status}; click a "
-                                   "thumbnail or a point to open it</span>")
+        set_text(self._status_line, f"<span class='xai-ok'>✓</span> {escape(self.status)}; click "
+                                    "a thumbnail or a point to open it")
         self._done.set()
 
     # -- opening one image --------------------------------------------------------------
@@ -169,5 +181,6 @@ class DatasetWidget(widgets.VBox):
             child.close()
         target = self._target if self._target is not None else None
         explainer = ExplainWidget(self._model, self._images[index], classes=self._classes,
-                                  method=self._method, target=target)
+                                  method=self._method, target=target,
+                                  preprocess=self._preprocess, output=self._output)
         self._detail.children = [widgets.HTML(f"<b>image #{index}</b>"), explainer]

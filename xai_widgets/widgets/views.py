@@ -28,6 +28,7 @@ class _View(_Styled):
     image = traitlets.Dict(default_value=EMPTY).tag(sync=True)
     vmax = traitlets.Float(0.0).tag(sync=True)
     abs_values = traitlets.Bool(False).tag(sync=True)
+    grey = traitlets.Bool(False).tag(sync=True)  # draw maps over a greyscale copy of RGB
 
 
 class HeatmapView(_View):
@@ -41,12 +42,16 @@ class HeatmapView(_View):
 
 
 class ClassGrid(_View):
-    """One tile per class; clicking a tile sets ``target`` (synced back to Python)."""
+    """One tile per shown class (``classes``: their indices, ``maps`` in the same order);
+    each tile on its own colour scale or a shared one (``vmaxes``). Clicking a tile sets
+    ``target`` (synced back to Python)."""
 
     _esm = STATIC / "class_grid.js"
     maps = traitlets.Dict(default_value=EMPTY).tag(sync=True)
+    classes = traitlets.List(traitlets.Int()).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     probabilities = traitlets.List(traitlets.Float()).tag(sync=True)
+    vmaxes = traitlets.List(traitlets.Float()).tag(sync=True)
     predicted = traitlets.Int(-1).tag(sync=True)
     target = traitlets.Int(-1).tag(sync=True)
 

@@ -1,0 +1,72 @@
+"""The predicted probabilities of the shown classes, an "all others" bar, and a legend.
+
+The bars show the image as it is shown (the morph frame, the image with hidden segments,
+or the image itself); the caption says which.
+"""
+
+from __future__ import annotations
+
+import bqplot
+import ipywidgets as widgets
+import numpy as np
+
+from xai_widgets.widgets.panel import Panel, escape, set_text, text
+
+PREDICTED, TARGET, OTHER, REST = "#4c72b0", "#d62728", "#9aa9bf", "#6b6b6b"
+ROLES = ["other", "predicted", "target", "rest"]
+OTHERS = "all others"
+
+
+def legend() -> widgets.HTML:
+    swatches = "".join(f"<span class='xai-swatch' style='background:{colour}'></span>{name} "
+                       for name, colour in (("target", TARGET), ("predicted", PREDICTED),
+                                            ("other shown classes", OTHER)))
+    return text(swatches, "muted")
+
+
+class BarsPanel(Panel):
+    """``state.probabilities`` for ``state.shown_classes()``, the rest summed in one bar."""
+
+    name, title = "bars", "probabilities"
+    watch = ("probabilities", "target", "explanation", "top_k", "pinned", "shown")
+
+    def build(self) -> list:
+        x_scale, y_scale = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0, max=1.0)
+        roles = bqplot.OrdinalColorScale(domain=ROLES, colors=[OTHER, PREDICTED, TARGET, REST])
+        self.bars = bqplot.Bars(x=["0"], y=[0.0], color=["other"],
+                                scales={"x": x_scale, "y": y_scale, "color": roles},
+                                padding=0.15, tooltip=bqplot.Tooltip(fields=["x", "y"],
+                                                                     formats=["", ".1%"]))
+        self.x_axis = bqplot.Axis(scale=x_scale, label="class")
+        self.chart = bqplot.Figure(
+            marks=[self.bars], title="predicted probabilities",
+            axes=[self.x_axis, bqplot.Axis(scale=y_scale, orientation="vertical",
+                                           tick_format=".0%")],
+            fig_margin={"top": 40, "bottom": 60, "left": 50, "right": 10},
+            layout=widgets.Layout(width="100%", height="300px", min_width="260px"))
+        self.chart.add_class("xai-bars")
+        self.caption = text("")
+        self.layout = widgets.Layout(flex="1 1 300px", max_width="460px", min_width="260px")
+        return [self.chart, legend(), self.caption]
+
+    def render(self) -> None:
+        state = self.state
+        p = np.asarray(state.probabilities)
+        shown = state.shown_classes()
+        names = [state.label(c) for c in shown]
+        values = [float(p[c]) for c in shown]
+        predicted = int(np.argmax(p))
+        roles = [ROLES[2] if c == state.target else ROLES[1] if c == predicted else ROLES[0]
+                 for c in shown]
+        if len(shown) < state.n_classes:
+            names.append(OTHERS)
+            values.append(max(0.0, 1.0 - sum(values)))
+            roles.append(ROLES[3])
+        long_names = max(len(n) for n in names) > 4
+        with self.bars.hold_sync():
+            self.bars.x = names
+            self.bars.y = values
+            self.bars.color = roles
+        self.x_axis.tick_rotate = -35 if long_names else 0
+        note = "" if predicted in shown else f" · predicted: {escape(state.label(predicted))} (not shown)"
+        set_text(self.caption, f"prediction for {escape(state.shown)}{note}", "muted")
