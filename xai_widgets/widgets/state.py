@@ -107,6 +107,7 @@ class ViewState(traitlets.HasTraits):
         self.apply_lock = self.engine.apply_lock
         self._inflight = None
         self._sanity_cache: dict = {}
+        self._found: dict = {}  # counterfactual searches by (model version, class, method)
         self.method = method
         self.params = dict(params)
         self.baseline, self.baseline_alpha, self.abs_values = baseline, baseline_alpha, abs_values
@@ -192,8 +193,9 @@ class ViewState(traitlets.HasTraits):
         self._request_maps()
 
     def _submit(self, channel: str, work, apply, label: str = "", supersedes=()) -> None:
+        progress = self._on_progress if channel == "explain" else None  # the others have captions
         self.engine.submit(channel, lambda job: work(self, job=job), apply, self._failed(channel),
-                           on_progress=self._on_progress, supersedes=supersedes, label=label)
+                           on_progress=progress, supersedes=supersedes, label=label)
 
     def _failed(self, channel: str):
         def fail(message: str) -> None:
@@ -299,9 +301,19 @@ class ViewState(traitlets.HasTraits):
             self.engine.supersede("counterfactual")
             self.set_trait("counterfactual", None)
             return
+        key = (self.adapter.version(), self.counterfactual_target, self.counterfactual_method)
+        cached = self._found.get(key)
+        if cached is not None:  # going back to an earlier search is free
+            self.engine.apply_now("counterfactual", lambda: self.set_trait("counterfactual", cached),
+                                  self.fail)
+            return
         self._submit("counterfactual", partial(jobs.counterfactual, target=self.counterfactual_target,
                                                method=self.counterfactual_method),
-                     lambda cf: self.set_trait("counterfactual", cf), "counterfactual")
+                     partial(self._on_counterfactual, key), "counterfactual")
+
+    def _on_counterfactual(self, key, cf) -> None:
+        self._found[key] = cf
+        self.set_trait("counterfactual", cf)
 
     def _update_probabilities(self) -> None:
         """What the bars show: the morph frame, else the masked image, else the image."""
