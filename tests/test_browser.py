@@ -240,6 +240,9 @@ def test_lab_widget_is_live(server, browser):
     assert "LIME" in page.locator(".xai-status").inner_text()
     assert page.evaluate("() => window.xaiProgressSeen")
     assert page.locator(".xai-progress").evaluate("el => el.style.visibility") == "hidden"
+    page.locator(".xai-panels .lm-TabBar-tab", has_text="superpixels").click()
+    page.wait_for_function("() => { const c = document.querySelector('.xai-sp-caption');"
+                           " return c && c.textContent.includes('segments'); }", timeout=60_000)
     before = bar_heights(page)
     canvas = page.locator(".xai-sp-canvas")
     box = canvas.bounding_box()
@@ -255,7 +258,9 @@ def test_lab_widget_is_live(server, browser):
 
     # counterfactual: open its tab, pick a class, wait for the search, drag the morph slider
     page.locator(".xai-panels .lm-TabBar-tab", has_text="counterfactual").click()
-    page.locator(".xai-cf-target select").select_option(label="9")
+    picker = page.locator(".xai-cf-target input")
+    picker.fill("9 (9)")
+    picker.press("Enter")
     page.wait_for_function("() => document.querySelector('.xai-cf-caption').textContent"
                            ".includes('✓')", timeout=60_000)
     chart_before = marker_path(page)

@@ -151,25 +151,23 @@ def test_compare_widget(model, image):
 
 
 def test_the_sanity_and_faithfulness_tab(model, image):
-    import time
-
     from xai_widgets import ExplainWidget
 
     before = checksum(model)
     w = ExplainWidget(model, image).wait(60)
-    assert w.faithfulness == {}  # computed only while the tab is open
-    w._tabs.selected_index = 2
+    assert w.faithfulness == {} and w.sanity is None  # computed only while the tab is open
+    w.tabs.selected_index = 2  # the front end's tab click
+    assert w.tab == "diagnostics"
+    w.wait(60)
     deletion = w.faithfulness["deletion"]
     expected = deletion_curve(model, image, w.explanation.map(w.target), w.target)
     np.testing.assert_allclose(deletion.probabilities, expected.probabilities)
-    assert "deletion AUC" in w._curve_note.value
-    deadline = time.time() + 60
-    while w.sanity is None and time.time() < deadline:
-        time.sleep(0.05)
+    panel = w.panel("diagnostics")
+    assert "deletion AUC" in panel.note.value
     assert w.sanity.layers == ["original", "fc2", "fc1", "conv2", "conv1"]
     w.sanity_step = 4
-    assert "conv1" in w._sanity_view.title and w._sanity_slider.value == 4
-    w._sanity_slider.value = 1  # the front end's slider
-    assert w.sanity_step == 1 and "fc2" in w._sanity_view.title
+    assert "conv1" in panel.view.title and panel.slider.value == 4
+    panel.slider.value = 1  # the front end's slider
+    assert w.sanity_step == 1 and "fc2" in panel.view.title
     w.close()
     assert checksum(model) == before

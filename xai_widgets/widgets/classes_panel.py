@@ -13,6 +13,17 @@ from xai_widgets.widgets.panel import SKIP, Panel, set_text, text
 from xai_widgets.widgets.views import ClassGrid
 
 SCALES = ("own scale", "shared scale")
+TILE = 64  # tiles are drawn 72 px wide: larger maps are averaged down before they travel
+
+
+def tile_size(arrays: np.ndarray) -> np.ndarray:
+    """(N, H, W) maps averaged down to at most TILE pixels a side (a 224 px map: 56 px)."""
+    factor = int(np.ceil(max(arrays.shape[-2:]) / TILE))
+    if factor <= 1:
+        return arrays
+    h, w = (arrays.shape[-2] // factor) * factor, (arrays.shape[-1] // factor) * factor
+    cut = arrays[..., :h, :w]
+    return cut.reshape(*cut.shape[:-2], h // factor, factor, w // factor, factor).mean(axis=(-3, -1))
 
 
 class ClassesPanel(Panel):
@@ -39,7 +50,7 @@ class ClassesPanel(Panel):
         rows = [self.header, widgets.HBox([self.scale], layout={"flex_flow": "row wrap"}),
                 self.grid]
         if state.n_classes > 10:
-            self.top_k = widgets.BoundedIntText(min=1, max=min(state.n_classes, 100),
+            self.top_k = widgets.BoundedIntText(min=1, max=state.n_classes,
                                                 description="top k", style={"description_width": "50px"},
                                                 layout={"width": "140px"})
             self.top_k.add_class("xai-top-k")
@@ -68,14 +79,14 @@ class ClassesPanel(Panel):
         shown = state.shown_classes()
         if e is None or not set(shown) <= set(e.targets):
             return
-        maps = np.stack([e.map(c) for c in shown])
+        maps = tile_size(np.stack([e.map(c) for c in shown]))
         maps = np.abs(maps) if state.abs_values else maps
         peaks = np.abs(maps).reshape(len(shown), -1).max(1)
         scale = "one shared colour scale" if state.shared_scale else "each tile on its own colour scale"
         top = "every class" if len(shown) >= state.n_classes else f"the top {state.top_k} classes"
         set_text(self.header, f"<b>{top}</b>, {scale} · click a tile to explain it · ★ = predicted")
         with self.grid.hold_sync():
-            self.grid.image = display_image(e.image)
+            self.grid.image = display_image(tile_size(e.image))
             self.grid.grey = e.image.shape[0] == 3 and not state.colour_image
             self.grid.maps = encode(maps)
             self.grid.classes = shown

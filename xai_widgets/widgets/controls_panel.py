@@ -42,12 +42,8 @@ class ControlsPanel(Panel):
         self.bind(self.method, "method")
         self.help = text("", "muted")
         self.params = widgets.VBox()
-        options = [(f"{b} — {DESCRIPTIONS[b]}", b) for b in BASELINES]
-        options.append(("counterfactual — why this class and not another?", COUNTERFACTUAL))
-        if self._array is not None:
-            options.append(("the array passed from Python", ARRAY))
-        self.baseline = widgets.Dropdown(options=options, description="baseline", style=STYLE,
-                                         layout=LAYOUT)
+        self.baseline = widgets.Dropdown(options=self._baseline_options(), description="baseline",
+                                         style=STYLE, layout=LAYOUT)
         self.baseline.add_class("xai-baseline")
         self.bind(self.baseline, "baseline", self._baseline_from_choice, baseline_choice)
         self.why_not = class_picker(state.labels, "why not class", LAYOUT["width"])
@@ -75,6 +71,13 @@ class ControlsPanel(Panel):
         return [self.method, self.help, self.params, self.baseline_box,
                 widgets.HBox(toggles, layout={"flex_flow": "row wrap", "gap": "12px"})]
 
+    def _baseline_options(self) -> list:
+        options = [(f"{b} — {DESCRIPTIONS[b]}", b) for b in BASELINES]
+        options.append(("counterfactual — why this class and not another?", COUNTERFACTUAL))
+        if self._array is not None:
+            options.append(("the array passed from Python", ARRAY))
+        return options
+
     def _second_class(self) -> int:
         return int(np.argsort(-self.state.base_probabilities)[1 if self.state.n_classes > 1 else 0])
 
@@ -100,6 +103,11 @@ class ControlsPanel(Panel):
     def render(self) -> None:
         state = self.state
         baseline = state.baseline
+        if not isinstance(baseline, str) and baseline is not self._array:
+            had_array, self._array = self._array is not None, baseline  # the latest array set
+            if not had_array:
+                self.baseline.options = self._baseline_options()
+            self.baseline.value = ARRAY
         if isinstance(baseline, str) and baseline.startswith("counterfactual:"):
             wanted = option(state.labels, int(baseline.split(":")[1]))
             if self.why_not.value != wanted:
