@@ -5,9 +5,12 @@ One Jupyter server for the module; one page (and kernel) per environment runs a 
 made here once, then for every viewport width and every tab of the widget the page checks,
 from the boxes and computed styles the browser reports:
 
-1. **fits**: no visible element of the widget sticks out of the widget's own box (nor the
-   widget out of its output area); parts clipped away by a scrolling/clipping container
-   inside the widget do not count;
+1. **fits**: no visible element of the widget sticks out of the box that holds it: the
+   widget's own box, or the nearest container inside it that cuts off what overflows it
+   (an ipywidgets Box, whose default ``overflow: auto`` is no reason to hide content, or
+   an SVG); nor the widget out of its output area. Parts of an element inside a region
+   meant to scroll (overflow auto/scroll set on purpose, e.g. ``Layout(overflow="auto")``)
+   count only as far as the region shows them;
 2. **no overlap**: no two visible controls (dropdowns, sliders, checkboxes, text fields,
    buttons, class tiles, canvases, charts) overlap, unless one contains the other;
 3. **contrast**: every visible text (HTML text, SVG ``text`` by its ``fill``, the value or
@@ -15,7 +18,7 @@ from the boxes and computed styles the browser reports:
    first opaque background behind it (semi-transparent layers composed over the page).
    Text of disabled controls is exempt, as in WCAG.
 
-Widths: 1280 with the file browser open, 900, 600 (JupyterLab), 900 (Notebook 7); the
+Widths: 1280 and 900 with the file browser open, 600 without (JupyterLab), 900 (Notebook 7); the
 viewport is 800 px high. A screenshot of the widget for every case goes to
 ``test-artifacts/layout_<theme>_<width>_<tab>.png``; on failure a full-page screenshot and
 the server's log go there too. Run: ``python -m pytest -q tests/test_browser_layout.py``.
@@ -260,6 +263,13 @@ def open_file_browser(page) -> None:
     page.wait_for_selector(".jp-FileBrowser", state="visible", timeout=10_000)
 
 
+def close_file_browser(page) -> None:
+    """Collapse the left sidebar, as a user of a narrow window does (JupyterLab)."""
+    if page.locator(".jp-FileBrowser").first.is_visible():
+        page.locator(".jp-SideBar.jp-mod-left [data-id='filebrowser']").first.click()
+    page.wait_for_selector(".jp-FileBrowser", state="hidden", timeout=10_000)
+
+
 def show_tab(page, name: str) -> None:
     tab = page.locator(".xai-explain-widget .xai-panels .lm-TabBar-tab", has_text=TABS[name])
     tab.first.click()
@@ -277,6 +287,11 @@ def artifacts_on_failure(page, server: Server, name: str):
     try:
         yield
     except BaseException:
+        try:  # the widget's tabs in view: the panel that failed is below them
+            page.locator(".xai-explain-widget .xai-panels").first.scroll_into_view_if_needed(
+                timeout=5_000)
+        except playwright_api.Error:
+            pass
         try:
             page.screenshot(path=str(ARTIFACTS / f"{name}_failure_page.png"), full_page=True)
         except playwright_api.Error as error:
@@ -350,7 +365,8 @@ function scrolls(el) {
     if (/auto|scroll/.test(s.overflow + s.overflowX + s.overflowY)) return true;
     const ipywidget = [...el.classList].some(c => c === 'jupyter-widgets'
         || c.startsWith('widget-') || c.startsWith('jupyter-widget-'));
-    return !ipywidget && !(el instanceof SVGElement) && /auto|scroll/.test(cs.overflowX + cs.overflowY);
+    return !ipywidget && !(el instanceof SVGElement)
+        && /auto|scroll/.test(cs.overflowX + cs.overflowY);
 }
 // the part of el that scrolling regions inside the widget let show (null: none)
 function shownBox(el) {
@@ -420,16 +436,24 @@ for (let i = 0; i < controls.length; i++) {
 // 3. text contrast (WCAG 2)
 function parseColor(s) {
     if (!s || s === 'none' || s === 'transparent') return null;
-    const m = s.match(/^rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)(?:\s*[,/]\s*([\d.]+)(%?))?\s*\)$/);
+    const n = '([\\d.]+)';  // rgb(r, g, b), rgba(r, g, b, a), rgb(r g b / a%)
+    const m = s.match(new RegExp(`^rgba?\\(\\s*${n}[,\\s]+${n}[,\\s]+${n}`
+                                 + `(?:\\s*[,/]\\s*${n}(%?))?\\s*\\)$`));
     if (m) {
         let a = m[4] === undefined ? 1 : parseFloat(m[4]);
         if (m[5]) a /= 100;
         return [+m[1], +m[2], +m[3], a];
     }
-    const c = s.match(/^color\(srgb\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)(?:\s*\/\s*([\d.]+))?\s*\)$/);
-    if (c) return [c[1] * 255, c[2] * 255, c[3] * 255, c[4] === undefined ? 1 : +c[4]];
-    return undefined;  // a colour this parser does not read
+    if (/^url\(/.test(s)) return undefined;  // a gradient or pattern: not read here
+    // any other colour syntax (oklch(), color(), color-mix()...): let a canvas paint it
+    paint.clearRect(0, 0, 1, 1);
+    paint.fillStyle = 'rgba(0, 0, 0, 0)';
+    paint.fillStyle = s;
+    paint.fillRect(0, 0, 1, 1);
+    const d = paint.getImageData(0, 0, 1, 1).data;
+    return [d[0], d[1], d[2], d[3] / 255];
 }
+const paint = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
 const over = (top, bottom) => {  // top composed over an opaque bottom
     const a = top[3];
     return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)).concat([1]);
@@ -483,6 +507,7 @@ const SKIP = new Set(['SCRIPT', 'STYLE', 'TITLE', 'DESC', 'OPTION', 'OPTGROUP', 
                       'NOSCRIPT', 'title', 'desc', 'style', 'script']);
 const FIELD = /^(text|search|number|email|url|tel|password|)$/;
 const contrast = [], unread = [];
+let checked = 0;
 for (const el of all) {
     if (SKIP.has(el.tagName) || el.closest(':disabled, [aria-disabled="true"], .mod-disabled'))
         continue;
@@ -506,9 +531,11 @@ for (const el of all) {
     if (svg && fg && cs.fillOpacity) fg[3] *= parseFloat(cs.fillOpacity);
     const {bg, opacity} = behind(el);
     if (!fg) {  // no fill (e.g. 'none' or a gradient): nothing this check can read
-        if (fg === undefined) unread.push({element: describe(el), colour: svg ? cs.fill : cs.color});
+        if (fg === undefined)
+            unread.push({element: describe(el), colour: svg ? cs.fill : cs.color});
         continue;
     }
+    checked += 1;
     const shown = over([fg[0], fg[1], fg[2], fg[3] * opacity], bg);
     const r = ratio(shown, bg);
     if (r < minContrast - 1e-9)
@@ -518,7 +545,7 @@ for (const el of all) {
 }
 contrast.sort((a, b) => a.ratio - b.ratio);
 return {fits, overlaps, contrast, unread,
-        counts: {visible: all.length, controls: controls.length},
+        counts: {visible: all.length, controls: controls.length, texts: checked},
         widget: {x: px(W.left), y: px(W.top), width: px(W.width), height: px(W.height)}};
 }"""
 
@@ -591,8 +618,8 @@ def check_layout(env: Env, width: int, tab: str) -> None:
     with artifacts_on_failure(page, env.server, name):
         if page.viewport_size["width"] != width:
             page.set_viewport_size({"width": width, "height": HEIGHT})
-        if width == 1280 and "/lab" in page.url:
-            open_file_browser(page)
+        if "/lab" in page.url:  # open at 1280 and 900, collapsed at 600
+            (open_file_browser if width > 600 else close_file_browser)(page)
         show_tab(page, tab)
         page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
         wait_stable(page)

@@ -10,6 +10,7 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.panel import Panel, escape, set_text, text
 
 PREDICTED, TARGET, OTHER, REST = "#4c72b0", "#d62728", "#9aa9bf", "#6b6b6b"
@@ -43,10 +44,10 @@ class BarsPanel(Panel):
             axes=[self.x_axis, bqplot.Axis(scale=y_scale, orientation="vertical",
                                            tick_format=".0%")],
             fig_margin={"top": 40, "bottom": 60, "left": 50, "right": 10},
-            layout=widgets.Layout(width="100%", height="300px", min_width="260px"))
+            layout=widgets.Layout(width=FIT, height="300px", min_width="200px"))
         self.chart.add_class("xai-bars")
         self.caption = text("")
-        self.layout = widgets.Layout(flex="1 1 300px", max_width="460px", min_width="260px")
+        self.layout = widgets.Layout(flex="1 1 300px", max_width="460px", min_width="0")
         return [self.chart, legend(), self.caption]
 
     def render(self) -> None:

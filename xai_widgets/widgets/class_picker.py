@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.panel import STYLE
 
 
@@ -19,9 +20,9 @@ def option(labels, index: int) -> str:
 
 def class_picker(labels, description: str, width: str = "300px") -> widgets.Combobox:
     picker = widgets.Combobox(options=[option(labels, i) for i in range(len(labels))],
-                              placeholder="type a class name or index", description=description,
+                              placeholder="name or index", description=description,
                               ensure_option=False, continuous_update=False, style=STYLE,
-                              layout={"width": width, "max_width": "100%"})
+                              layout={"width": width, "max_width": FIT})
     picker.add_class("xai-class-picker")
     return picker
 

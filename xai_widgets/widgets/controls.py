@@ -14,7 +14,8 @@ from xai_widgets.methods import Param
 
 SLIDER_SPAN = 1000  # wider integer ranges get a number box instead of a slider
 STYLE = {"description_width": "110px"}
-LAYOUT = {"width": "340px", "max_width": "100%"}
+FIT = "calc(100% - 4px)"  # 100% of the container less ipywidgets' 2 px margins
+LAYOUT = {"width": "340px", "max_width": FIT}
 
 
 def control_for(param: Param, value=None) -> widgets.Widget:

@@ -11,6 +11,7 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import EMPTY
 from xai_widgets.methods.counterfactuals import METHODS
 from xai_widgets.widgets.class_picker import class_picker, option, parse_class
@@ -34,12 +35,12 @@ class CounterfactualPanel(Panel):
         self.bind(self.target, "counterfactual_target", self._to_class,
                   lambda t: "" if t is None else option(state.labels, t))
         self.method = widgets.Dropdown(options=list(METHODS), description="search", style=STYLE,
-                                       layout={"width": "300px", "max_width": "100%"})
+                                       layout={"width": "300px", "max_width": FIT})
         self.method.add_class("xai-cf-method")
         self.bind(self.method, "counterfactual_method")
         self.morph = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="morph x → x′",
                                          style=STYLE, readout_format=".2f",
-                                         layout={"width": "340px", "max_width": "100%"})
+                                         layout={"width": "340px", "max_width": FIT})
         self.morph.add_class("xai-morph")
         self.bind(self.morph, "morph")
         x_scale, y_scale = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
@@ -53,7 +54,7 @@ class CounterfactualPanel(Panel):
             axes=[bqplot.Axis(scale=x_scale, label="morph", tick_format=".1f"),
                   bqplot.Axis(scale=y_scale, orientation="vertical", tick_format=".0%")],
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
-            layout=widgets.Layout(width="100%", max_width="420px", min_width="260px",
+            layout=widgets.Layout(width=FIT, max_width="420px", min_width="200px",
                                   height="260px"))
         self.chart.add_class("xai-cf-chart")
         self.legend = text("", "muted")
@@ -74,6 +75,7 @@ class CounterfactualPanel(Panel):
 
     def render(self) -> None:
         state, cf = self.state, self.state.counterfactual
+        self.view.layout.display = "none" if state.counterfactual_target is None else None
         if state.counterfactual_target is None:
             self.view.original = EMPTY
             return

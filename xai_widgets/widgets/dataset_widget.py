@@ -20,6 +20,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.batch import BATCHED_METHODS, explain_many
 from xai_widgets.encoding import encode
@@ -87,7 +88,7 @@ class DatasetWidget(widgets.VBox):
                               tick_format=".2f"),
                   bqplot.Axis(scale=y_scale, orientation="vertical", num_ticks=3,
                               tick_format=".2f", label="spectral embedding 2")],
-            layout=widgets.Layout(width="400px", max_width="100%", height="360px"))
+            layout=widgets.Layout(width="400px", max_width=FIT, height="360px"))
         self._tiles = TilesView()
         self._tiles.observe(lambda change: setattr(self, "selected", change["new"]), "selected")
         self._detail = widgets.VBox()

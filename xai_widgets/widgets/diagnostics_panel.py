@@ -15,6 +15,7 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import encode
 from xai_widgets.sanity import weighted_layers
 from xai_widgets.widgets.map_panel import display_image
@@ -32,7 +33,7 @@ class DiagnosticsPanel(Panel):
         n_layers = len(weighted_layers(self.state.adapter.model))
         self.slider = widgets.IntSlider(min=0, max=n_layers, description="randomised layers",
                                         style={"description_width": "130px"},
-                                        layout={"width": "320px", "max_width": "100%"})
+                                        layout={"width": "320px", "max_width": FIT})
         self.slider.add_class("xai-sanity")
         self.bind(self.slider, "sanity_step")
         self.view = HeatmapView(size=200)
@@ -47,7 +48,7 @@ class DiagnosticsPanel(Panel):
                   bqplot.Axis(scale=y_scale, orientation="vertical", tick_format=".0%",
                               label="p(target)")],
             fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-            layout=widgets.Layout(width="100%", max_width="420px", min_width="260px",
+            layout=widgets.Layout(width=FIT, max_width="420px", min_width="200px",
                                   height="280px"))
         self.chart.add_class("xai-faithfulness")
         swatch = "<span class='xai-swatch' style='background:{}'></span>"

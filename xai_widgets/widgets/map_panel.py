@@ -7,6 +7,7 @@ True
 
 from __future__ import annotations
 
+import ipywidgets as widgets
 import numpy as np
 
 from xai_widgets import methods
@@ -38,6 +39,7 @@ class MapPanel(Panel):
 
     def build(self) -> list:
         self.view = HeatmapView(size=300)
+        self.layout = widgets.Layout(flex="1 1 420px", max_width="560px", min_width="0")
         return [self.view]
 
     def render(self) -> None:

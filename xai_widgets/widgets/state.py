@@ -35,7 +35,7 @@ from xai_widgets.explanation import Explanation
 from xai_widgets.methods.counterfactuals import METHODS as CF_METHODS
 from xai_widgets.store import ExplanationStore, ViewKey, mergeable
 from xai_widgets.superpixels import SEGMENTATIONS
-from xai_widgets.widgets import jobs
+from xai_widgets.widgets import jobs, requests
 from xai_widgets.widgets.traits import (Baseline, Choice, ClassIndex, ClassList, Fraction,
                                         MethodName, MethodParams)
 
@@ -106,8 +106,8 @@ class ViewState(traitlets.HasTraits):
         self.engine = Engine(self.adapter, CHANNELS)
         self.apply_lock = self.engine.apply_lock
         self._inflight = None
-        self._sanity_cache: dict = {}
-        self._found: dict = {}  # counterfactual searches by (model version, class, method)
+        self.sanity_cache: dict = {}
+        self.searches: dict = {}  # counterfactual searches by (model version, class, method)
         self.method = method
         self.params = dict(params)
         self.baseline, self.baseline_alpha, self.abs_values = baseline, baseline_alpha, abs_values
@@ -167,12 +167,14 @@ class ViewState(traitlets.HasTraits):
         self.observe(self._on_method, "method")
         self.observe(lambda _: self._request_maps(),
                      ["params", "target", "top_k", "pinned", "baseline", "baseline_alpha"])
-        self.observe(lambda _: self._request_mask(), ["hidden_segments", "baseline", "baseline_alpha"])
-        self.observe(lambda _: self._request_segments(), ["segmentation", "tab"])
-        self.observe(lambda _: self._request_counterfactual(),
+        self.observe(lambda _: requests.request_mask(self),
+                     ["hidden_segments", "baseline", "baseline_alpha"])
+        self.observe(lambda _: requests.request_segments(self), ["segmentation", "tab"])
+        self.observe(lambda _: requests.request_counterfactual(self),
                      ["counterfactual_target", "counterfactual_method"])
-        self.observe(lambda _: self._update_probabilities(), ["morph", "masked", "counterfactual"])
-        self.observe(lambda _: self._request_diagnostics(), "tab")
+        self.observe(lambda _: requests.update_probabilities(self),
+                     ["morph", "masked", "counterfactual"])
+        self.observe(lambda _: requests.request_diagnostics(self), "tab")
 
     @traitlets.validate("top_k")
     def _check_top_k(self, proposal):
@@ -192,7 +194,9 @@ class ViewState(traitlets.HasTraits):
         self.params = {}
         self._request_maps()
 
-    def _submit(self, channel: str, work, apply, label: str = "", supersedes=()) -> None:
+    def submit(self, channel: str, work, apply, label: str = "", supersedes=()) -> None:
+        """Ask the engine for ``work(state, job=...)`` on ``channel``; ``apply(result)`` runs
+        in the guarded step if it is still the newest request; failures reach the status."""
         progress = self._on_progress if channel == "explain" else None  # the others have captions
         self.engine.submit(channel, lambda job: work(self, job=job), apply, self._failed(channel),
                            on_progress=progress, supersedes=supersedes, label=label)
@@ -238,7 +242,7 @@ class ViewState(traitlets.HasTraits):
             return  # already being computed
         self._inflight = (version, key, tuple(missing))
         self._busy(spec.label)
-        self._submit("explain", partial(jobs.explanation, key=key, baseline=self.baseline,
+        self.submit("explain", partial(jobs.explanation, key=key, baseline=self.baseline,
                                         targets=tuple(missing)),
                      self._show, spec.label, supersedes=("curves", "sanity"))
 
@@ -255,97 +259,6 @@ class ViewState(traitlets.HasTraits):
         if spec.superpixels and e.params["segmentation"] != self.segmentation:
             self.segmentation = e.params["segmentation"]
         else:
-            self._request_segments()
-        self._update_probabilities()
-        self._request_diagnostics()
-
-    # -- superpixels, counterfactuals, diagnostics ---------------------------------------
-    def _segments_wanted(self) -> bool:
-        e = self.explanation
-        return (self.tab == "superpixels" or bool(self.hidden_segments)
-                or (e is not None and methods.spec(e.method).superpixels))
-
-    def _request_segments(self) -> None:
-        if not self._segments_wanted():
-            return
-        e = self.explanation
-        params = jobs.segment_params(e.method, e.params, self.segmentation) if e else {}
-        self._submit("segments", partial(jobs.segments, segmentation=self.segmentation,
-                                         params=params), self._on_segments, "superpixels")
-
-    def _on_segments(self, labels: np.ndarray) -> None:
-        changed = self.segments is None or not np.array_equal(labels, self.segments)
-        self.set_trait("segments", labels)
-        if changed and self.hidden_segments:
-            self.hidden_segments = []  # ids of another segmentation mean nothing here
-        elif not changed:
-            self._request_mask()
-
-    def _request_mask(self) -> None:
-        if not self.hidden_segments:
-            self.engine.supersede("mask")
-            self.set_trait("masked", None)
-            return
-        if self.segments is None:
-            self._request_segments()
-            return
-        self._submit("mask", partial(jobs.masked, labels=self.segments,
-                                     hidden=tuple(self.hidden_segments), baseline=self.baseline,
-                                     alpha=self.baseline_alpha), self._on_masked, "masked image")
-
-    def _on_masked(self, masked: jobs.Masked) -> None:
-        self.set_trait("masked", masked)
-
-    def _request_counterfactual(self) -> None:
-        if self.counterfactual_target is None:
-            self.engine.supersede("counterfactual")
-            self.set_trait("counterfactual", None)
-            return
-        key = (self.adapter.version(), self.counterfactual_target, self.counterfactual_method)
-        cached = self._found.get(key)
-        if cached is not None:  # going back to an earlier search is free
-            self.engine.apply_now("counterfactual", lambda: self.set_trait("counterfactual", cached),
-                                  self.fail)
-            return
-        self._submit("counterfactual", partial(jobs.counterfactual, target=self.counterfactual_target,
-                                               method=self.counterfactual_method),
-                     partial(self._on_counterfactual, key), "counterfactual")
-
-    def _on_counterfactual(self, key, cf) -> None:
-        self._found[key] = cf
-        self.set_trait("counterfactual", cf)
-
-    def _update_probabilities(self) -> None:
-        """What the bars show: the morph frame, else the masked image, else the image."""
-        with self.apply_lock:
-            cf, masked = self.counterfactual, self.masked
-            if cf is not None and self.morph > 0:
-                probabilities = cf.path_probabilities[cf.step(self.morph)]
-                shown = f"the morph frame at {self.morph:.0%} of the way to x′"
-            elif masked is not None and list(masked.hidden) == self.hidden_segments:
-                probabilities = masked.probabilities
-                shown = f"the image with {len(masked.hidden)} segment(s) hidden"
-            else:
-                probabilities, shown = self.base_probabilities, "the image"
-            self.set_trait("probabilities", np.asarray(probabilities))
-            self.set_trait("shown", shown)
-
-    def _request_diagnostics(self) -> None:
-        e = self.explanation
-        if self.tab != "diagnostics" or e is None or self.target not in e.targets:
-            return
-        key, target = self.key(), self.target
-        self._submit("curves", partial(jobs.curves, attribution=e.map(target), target=target),
-                     lambda curves: self.set_trait("faithfulness", curves), "faithfulness curves")
-        cached = self._sanity_cache.get((self.adapter.version(), key, target))
-        if cached is not None:
-            self.engine.apply_now("sanity", lambda: self.set_trait("sanity", cached), self.fail)
-            return
-        self.set_trait("sanity", None)
-        self._submit("sanity", partial(jobs.sanity, key=key, target=target),
-                     partial(self._on_sanity, (self.adapter.version(), key, target)),
-                     "sanity check")
-
-    def _on_sanity(self, cache_key, check) -> None:
-        self._sanity_cache[cache_key] = check
-        self.set_trait("sanity", check)
+            requests.request_segments(self)
+        requests.update_probabilities(self)
+        requests.request_diagnostics(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import encode
 from xai_widgets.superpixels import SEGMENTATIONS
 from xai_widgets.widgets.map_panel import display_image
@@ -47,7 +48,7 @@ class SuperpixelPanel(Panel):
         self.view.observe(lambda change: self.state.set("hidden_segments", list(change["new"])),
                           "hidden")
         self.segmentation = widgets.Dropdown(options=list(SEGMENTATIONS), description="segments",
-                                             style=STYLE, layout={"width": "260px", "max_width": "100%"})
+                                             style=STYLE, layout={"width": "260px", "max_width": FIT})
         self.segmentation.add_class("xai-segmentation")
         self.bind(self.segmentation, "segmentation")
         self.k = widgets.BoundedIntText(value=5, min=1, max=400, description="k",
