@@ -26,6 +26,7 @@ the server's log go there too. Run: ``python -m pytest -q tests/test_browser_lay
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -64,6 +65,21 @@ CELL = ("from xai_widgets import ExplainWidget\n"
         "model, images, labels, classes = load_demo(\"mnist\")\n"
         "w = ExplainWidget(model, images[0], classes=classes, data=images[:200])\n"
         "w")
+RGB_CELL = (  # a 1000-class torchvision ResNet on a 224 px photo: top-k tiles, "all others"
+    "import torch\n"
+    "lib = torch.library.Library('torchvision', 'FRAGMENT')  # the CUDA wheel's ops, never called\n"
+    "for op in ('nms', 'qnms'):\n"
+    "    if not hasattr(torch.ops.torchvision, op):\n"
+    "        lib.define(op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')\n"
+    "import torchvision, skimage.data\n"
+    "from xai_widgets import ExplainWidget\n"
+    "torch.manual_seed(0)\n"
+    "model = torchvision.models.resnet18(weights=None).eval()\n"
+    "photo = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255\n"
+    "x = torch.nn.functional.interpolate(photo, size=(224, 224), mode='area')[0]\n"
+    "from torchvision.models._meta import _IMAGENET_CATEGORIES as names  # shipped, offline\n"
+    "w = ExplainWidget(model, x, method='saliency', classes=names)\n"
+    "w")
 MIN_CONTRAST = 4.5
 
 
@@ -85,9 +101,9 @@ class Server:
         folder = self.settings / "@jupyterlab" / "apputils-extension"
         (folder / "themes.jupyterlab-settings").write_text(json.dumps({"theme": THEMES[theme]}))
 
-    def notebook(self, name: str) -> str:
+    def notebook(self, name: str, cell: str = CELL) -> str:
         book = nbformat.v4.new_notebook()
-        book.cells = [nbformat.v4.new_code_cell(CELL)]
+        book.cells = [nbformat.v4.new_code_cell(cell)]
         book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                        "language": "python"}
         nbformat.write(book, self.root / f"{name}.ipynb")
@@ -579,13 +595,15 @@ def problems(report: dict, limit: int = 12) -> list[str]:
 class Env:
     def __init__(self, name: str, page, server: Server, path: str):
         self.name, self.page, self.server, self.path = name, page, server, path
+        self.console: list[str] = []  # the page's console messages
 
 
-def open_env(server: Server, browser, name: str, theme: str, lab: bool) -> Env:
+def open_env(server: Server, browser, name: str, theme: str, lab: bool, cell: str = CELL) -> Env:
     server.set_theme(theme)
-    notebook = server.notebook(f"layout_{name}")
+    notebook = server.notebook(f"layout_{name}", cell)
     page = browser.new_page(viewport={"width": 1280, "height": HEIGHT})
     env = Env(name, page, server, notebook)
+    page.on("console", lambda message: env.console.append(message.text))
     with artifacts_on_failure(page, server, f"layout_{name}_setup"):
         if lab:  # its own workspace: no document of another page is restored into it
             page.goto(f"{server.url}/lab/workspaces/layout-{name}/tree/{notebook}")
@@ -621,12 +639,21 @@ def check_layout(env: Env, width: int, tab: str) -> None:
         if "/lab" in page.url:  # open at 1280 and 900, collapsed at 600
             (open_file_browser if width > 600 else close_file_browser)(page)
         show_tab(page, tab)
+        # bqplot lays a chart out again only once it is in view (IntersectionObserver): show
+        # each chart as a user scrolling past it would, then measure
+        charts = page.locator(".xai-explain-widget .bqplot")
+        for i in range(charts.count()):
+            if charts.nth(i).is_visible():
+                charts.nth(i).scroll_into_view_if_needed()
+                wait_stable(page)
         page.locator(".xai-explain-widget").first.scroll_into_view_if_needed()
         wait_stable(page)
         report = layout_report(page)
         (ARTIFACTS / f"{name}.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
         widget_screenshot(page, ARTIFACTS / f"{name}.png")
         lines = problems(report)
+        lines += [f"console: {text}" for text in env.console
+                  if "negative" in text.lower() or "uncaught" in text.lower()]
         assert not lines, f"{env.name}, {width} px, tab {tab!r}:\n" + "\n".join(lines)
 
 
@@ -639,3 +666,23 @@ def test_lab_layout(lab, width, tab):
 @pytest.mark.parametrize("tab", list(TABS))
 def test_notebook7_layout(notebook7, tab):
     check_layout(notebook7, 900, tab)
+
+
+@pytest.fixture(scope="module")
+def rgb(server, browser):
+    if importlib.util.find_spec("torchvision") is None:  # imported in the kernel, not here
+        pytest.skip("needs torchvision")
+    env = open_env(server, browser, "rgb", "light", lab=True, cell=RGB_CELL)
+    yield env
+    close_page(env.page, env.path)
+
+
+@pytest.mark.parametrize("width", (1280, 600))
+def test_rgb_1000_classes_layout(rgb, width):
+    check_layout(rgb, width, "superpixels")
+    page = rgb.page
+    assert page.locator(".xai-explain-widget .xai-tile").count() == 10
+    assert page.locator(".xai-explain-widget .xai-top-k").count() == 1
+    labels = page.eval_on_selector_all(".xai-panel-bars .bqplot .tick text",
+                                       "ts => ts.map(t => t.textContent)")
+    assert "all others" in labels

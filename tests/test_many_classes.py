@@ -120,7 +120,7 @@ def test_1000_classes_open_with_the_top_10(resnet_widget, resnet, cat, counted):
     np.testing.assert_allclose(decode(grid.maps)[3], tile, rtol=1e-5, atol=1e-9)
 
     bars = w.panels["bars"].bars
-    assert list(bars.x) == [str(c) for c in top] + [OTHERS]
+    assert list(bars.x) == [OTHERS] + [str(c) for c in top][::-1]  # rows: most probable on top
     assert len(bars.y) == 11
     assert sum(bars.y) == pytest.approx(1.0, abs=1e-5)
 
@@ -151,7 +151,7 @@ def test_a_target_outside_the_top_10_computes_that_class_alone(resnet_widget, co
     assert grid.target == c
     assert grid.maps["shape"][0] == len(w.state.shown_classes()) == 11
     assert len(grid.maps["buffer"]) == 11 * map_bytes(56)
-    assert list(w.panels["bars"].bars.x) == [str(k) for k in top + [c]] + [OTHERS]
+    assert list(w.panels["bars"].bars.x) == [OTHERS] + [str(k) for k in top + [c]][::-1]
 
     view = w.panels["map"].view
     assert len(view.attribution["buffer"]) == map_bytes(224)
@@ -248,7 +248,7 @@ def test_100_classes_under_the_default_method(cnn100):
         grid = w.panels["classes"].grid
         assert grid.classes == top and grid.maps["shape"] == [10, 32, 32]
         bars = w.panels["bars"].bars
-        assert len(bars.x) == 11 and bars.x[-1] == OTHERS
+        assert len(bars.x) == 11 and bars.x[0] == OTHERS
 
         n_steps = w.explanation.params["n_steps"]
         before = list(w.explanation.targets)

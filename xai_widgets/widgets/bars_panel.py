@@ -32,18 +32,27 @@ class BarsPanel(Panel):
     watch = ("probabilities", "target", "explanation", "top_k", "pinned", "shown")
 
     def build(self) -> list:
+        state = self.state
+        # many classes or long names: one row per class, names readable on the left
+        self.horizontal = state.n_classes > state.top_k or max(map(len, state.labels)) > 4
         x_scale, y_scale = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0, max=1.0)
         roles = bqplot.OrdinalColorScale(domain=ROLES, colors=[OTHER, PREDICTED, TARGET, REST])
         self.bars = bqplot.Bars(x=["0"], y=[0.0], color=["other"],
                                 scales={"x": x_scale, "y": y_scale, "color": roles},
+                                orientation="horizontal" if self.horizontal else "vertical",
                                 padding=0.15, tooltip=bqplot.Tooltip(fields=["x", "y"],
                                                                      formats=["", ".1%"]))
-        self.x_axis = bqplot.Axis(scale=x_scale, label="class")
+        if self.horizontal:
+            longest = max(len(OTHERS), *(len(label) for label in state.labels))
+            axes = [bqplot.Axis(scale=x_scale, orientation="vertical"),
+                    bqplot.Axis(scale=y_scale, tick_format=".0%", num_ticks=5)]
+            margin = {"top": 40, "bottom": 40, "left": min(200, 12 + 7 * longest), "right": 20}
+        else:
+            axes = [bqplot.Axis(scale=x_scale, label="class"),
+                    bqplot.Axis(scale=y_scale, orientation="vertical", tick_format=".0%")]
+            margin = {"top": 40, "bottom": 50, "left": 50, "right": 10}
         self.chart = bqplot.Figure(
-            marks=[self.bars], title="predicted probabilities",
-            axes=[self.x_axis, bqplot.Axis(scale=y_scale, orientation="vertical",
-                                           tick_format=".0%")],
-            fig_margin={"top": 40, "bottom": 60, "left": 50, "right": 10},
+            marks=[self.bars], title="predicted probabilities", axes=axes, fig_margin=margin,
             layout=widgets.Layout(width=FIT, height="300px", min_width="200px"))
         self.chart.add_class("xai-bars")
         self.caption = text("")
@@ -63,11 +72,11 @@ class BarsPanel(Panel):
             names.append(OTHERS)
             values.append(max(0.0, 1.0 - sum(values)))
             roles.append(ROLES[3])
-        long_names = max(len(n) for n in names) > 4
+        if self.horizontal:  # rows are drawn bottom-up: the most probable class on top
+            names, values, roles = names[::-1], values[::-1], roles[::-1]
         with self.bars.hold_sync():
             self.bars.x = names
             self.bars.y = values
             self.bars.color = roles
-        self.x_axis.tick_rotate = -35 if long_names else 0
         note = "" if predicted in shown else f" · predicted: {escape(state.label(predicted))} (not shown)"
         set_text(self.caption, f"prediction for {escape(state.shown)}{note}", "muted")
