@@ -9,21 +9,20 @@ click-to-repaint timings go to ``test-artifacts/`` (git-ignored).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    ROOT,
+    accept_dialogs,
+    chromium,
+    jupyter_server,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,56 +31,24 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
+    failed_before = request.session.testsfailed
     root = tmp_path_factory.mktemp("jupyter-root")
     for name in ("lab", "nb7"):
         shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root / f"quickstart_{name}.ipynb")
     shutil.copy(ROOT / "notebooks" / "04_clever_hans.ipynb", root / "clever_hans.ipynb")
-    config = tmp_path_factory.mktemp("jupyter-config")
-    port = free_port()
-    settings = config / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR":
-           str(config / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(config / "workspaces")}
-    log = open(tmp_path_factory.mktemp("logs") / "jupyter.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
-         "--port", str(port), "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
-         f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited; see {log.name}")
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter-config"), log) as url:
+        yield url
+    if request.session.testsfailed > failed_before:  # the server's side of a failure
+        shutil.copy(log, ARTIFACTS / "browser_jupyter.log")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium(playwright_api) as instance:
         yield instance
-        instance.close()
 
 
 def bar_heights(page) -> list:
@@ -155,16 +122,6 @@ def press(page, selector: str, key: str, times: int) -> None:
     handle.focus()
     for _ in range(times):
         handle.press(key)
-
-
-def accept_dialogs(page) -> None:
-    """Accept a dialog Jupyter may open on its own (e.g. "Select Kernel" in Notebook 7)."""
-    for _ in range(3):
-        dialog = page.locator(".jp-Dialog")
-        if dialog.count() == 0:
-            return
-        dialog.locator(".jp-mod-accept").first.click()
-        page.wait_for_timeout(200)
 
 
 def run_all_cells(page, ready: str = ".xai-heatmap-large", timeout: float = 180,

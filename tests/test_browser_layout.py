@@ -28,22 +28,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.browser_support import ARTIFACTS, CHROMIUM, accept_dialogs, chromium, jupyter_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -85,12 +77,6 @@ MIN_CONTRAST = 4.5
 
 # -- server and browser ----------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, url: str, root: Path, settings: Path, log: Path):
         self.url, self.root, self.settings, self.log = url, root, settings, log
@@ -117,59 +103,18 @@ class Server:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter-root")
     config = tmp_path_factory.mktemp("jupyter-config")
-    settings = config / "lab-settings"
-    apputils = settings / "@jupyterlab" / "apputils-extension"
-    apputils.mkdir(parents=True)
-    (apputils / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port = free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR":
-           str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(config / "workspaces")}
-    log_path = tmp_path_factory.mktemp("logs") / "jupyter.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
-         "--port", str(port), "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
-         f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                raise RuntimeError(f"jupyter lab did not start; see {log_path}")
-            time.sleep(0.2)
-    yield Server(f"http://127.0.0.1:{port}", root, settings, log_path)
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
+    with jupyter_server(root, config, log) as url:
+        yield Server(url, root, config / "lab-settings", log)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium(playwright_api) as instance:
         yield instance
-        instance.close()
 
 
 # -- driving the page -------------------------------------------------------------------------
-
-def accept_dialogs(page) -> None:
-    """Accept a dialog Jupyter may open on its own (e.g. "Select Kernel" in Notebook 7)."""
-    for _ in range(3):
-        dialog = page.locator(".jp-Dialog")
-        if dialog.count() == 0:
-            return
-        dialog.locator(".jp-mod-accept").first.click()
-        page.wait_for_timeout(200)
-
 
 KERNEL_IDLE = """async path => {
     const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');

@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from tests.test_widget import TIMEOUT

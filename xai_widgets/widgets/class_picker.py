@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from xai_widgets.widgets.controls import FIT
-from xai_widgets.widgets.panel import STYLE
+from xai_widgets.widgets.controls import FIT, STYLE
 
 
 def option(labels, index: int) -> str:

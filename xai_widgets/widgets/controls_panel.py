@@ -13,8 +13,8 @@ from xai_widgets import methods
 from xai_widgets.baselines import BASELINES, DESCRIPTIONS
 from xai_widgets.errors import InputError
 from xai_widgets.widgets.class_picker import class_picker, option, parse_class
-from xai_widgets.widgets.controls import LAYOUT, control_for
-from xai_widgets.widgets.panel import SKIP, STYLE, Panel, escape, set_text, text
+from xai_widgets.widgets.controls import LAYOUT, STYLE, control_for
+from xai_widgets.widgets.panel import SKIP, Panel, escape, set_text, text
 
 COUNTERFACTUAL, ARRAY = "counterfactual", "array"
 

@@ -11,12 +11,12 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import EMPTY
 from xai_widgets.methods.counterfactuals import METHODS
 from xai_widgets.widgets.class_picker import class_picker, option, parse_class
+from xai_widgets.widgets.controls import FIT, STYLE
 from xai_widgets.widgets.map_panel import display_image
-from xai_widgets.widgets.panel import SKIP, STYLE, Panel, escape, set_text, text
+from xai_widgets.widgets.panel import SKIP, Panel, escape, set_text, text
 from xai_widgets.widgets.views import CounterfactualView
 
 FROM, TO, OTHERS = "#4c72b0", "#d62728", "#9aa9bf"  # the original class, the target, the rest

@@ -20,13 +20,13 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from xai_widgets.widgets.controls import FIT
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.batch import BATCHED_METHODS, explain_many
 from xai_widgets.encoding import encode
 from xai_widgets.engine import run_in_background
 from xai_widgets.errors import InputError
 from xai_widgets.spray import spray
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.panel import escape, set_text, text
 from xai_widgets.widgets.views import TilesView
 

@@ -15,11 +15,11 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import encode
 from xai_widgets.sanity import weighted_layers
+from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.map_panel import display_image
-from xai_widgets.widgets.panel import STYLE, Panel, set_text, text
+from xai_widgets.widgets.panel import Panel, set_text, text
 from xai_widgets.widgets.views import HeatmapView
 
 DELETION, INSERTION = "#d62728", "#2a7ab0"

@@ -12,8 +12,6 @@ import ipywidgets as widgets
 
 from xai_widgets.engine import error_message
 
-from xai_widgets.widgets.controls import STYLE  # noqa: E402
-
 
 def escape(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

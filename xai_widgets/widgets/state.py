@@ -36,8 +36,15 @@ from xai_widgets.methods.counterfactuals import METHODS as CF_METHODS
 from xai_widgets.store import ExplanationStore, ViewKey, mergeable
 from xai_widgets.superpixels import SEGMENTATIONS
 from xai_widgets.widgets import jobs, requests
-from xai_widgets.widgets.traits import (Baseline, Choice, ClassIndex, ClassList, Fraction,
-                                        MethodName, MethodParams)
+from xai_widgets.widgets.traits import (
+    Baseline,
+    Choice,
+    ClassIndex,
+    ClassList,
+    Fraction,
+    MethodName,
+    MethodParams,
+)
 
 PANELS = ("", "superpixels", "counterfactual", "diagnostics")
 CHANNELS = ("explain", "segments", "mask", "counterfactual", "curves", "sanity")

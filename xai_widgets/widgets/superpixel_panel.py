@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from xai_widgets.widgets.controls import FIT
 from xai_widgets.encoding import encode
 from xai_widgets.superpixels import SEGMENTATIONS
+from xai_widgets.widgets.controls import FIT, STYLE
 from xai_widgets.widgets.map_panel import display_image
-from xai_widgets.widgets.panel import STYLE, Panel, text
+from xai_widgets.widgets.panel import Panel, text
 from xai_widgets.widgets.views import SuperpixelView
 
 
