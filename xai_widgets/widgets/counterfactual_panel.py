@@ -29,7 +29,7 @@ class CounterfactualPanel(Panel):
 
     def build(self) -> list:
         state = self.state
-        self.view = CounterfactualView(size=96)
+        self.view = CounterfactualView(size=76)
         self.target = class_picker(state.labels, "desired class", "300px")
         self.target.add_class("xai-cf-target")
         self.bind(self.target, "counterfactual_target", self._to_class,
