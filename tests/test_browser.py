@@ -19,16 +19,16 @@ from tests.browser_support import (
     ARTIFACTS,
     CHROMIUM,
     ROOT,
-    accept_dialogs,
     chromium,
+    close_page,
     jupyter_server,
+    run_all_cells,
 )
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
 ]
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def server(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium(playwright_api) as instance:
+    with chromium() as instance:
         yield instance
 
 
@@ -124,33 +124,10 @@ def press(page, selector: str, key: str, times: int) -> None:
         handle.press(key)
 
 
-def run_all_cells(page, ready: str = ".xai-heatmap-large", timeout: float = 180,
-                  attempts: int = 3) -> None:
-    """Run > Run All Cells, then wait for ``ready``. A click made before the notebook and its
-    kernel are ready can be lost: it is retried only when no cell started running."""
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    started = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
-               ".some(p => p.textContent.includes('*') || /\\[\\d+\\]/.test(p.textContent))")
-    for attempt in range(attempts):
-        try:
-            accept_dialogs(page)
-            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-            page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
-            page.wait_for_function(started, timeout=20_000)
-            break
-        except playwright_api.Error as error:
-            print(f"run all cells, attempt {attempt + 1}: {str(error).splitlines()[0]}")
-            page.keyboard.press("Escape")
-            if attempt == attempts - 1:
-                page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"))
-                raise
-    page.wait_for_selector(ready, timeout=timeout * 1000)
-
-
 def test_lab_widget_is_live(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{server}/lab/tree/quickstart_lab.ipynb")
-    run_all_cells(page)
+    run_all_cells(page, "quickstart_lab.ipynb")
     wait_settled(page)
     snapshot(page, "lab_1_initial")
     assert_no_error(page)
@@ -233,24 +210,24 @@ def test_lab_widget_is_live(server, browser):
     snapshot(page, "lab_6_counterfactual")
     assert_no_error(page)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
-    page.close()
+    close_page(page, "quickstart_lab.ipynb")  # its kernel too: the next test has both cores
 
 
 def test_notebook7_renders_the_widget(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(f"{server}/notebooks/quickstart_nb7.ipynb")
-    run_all_cells(page)
+    run_all_cells(page, "quickstart_nb7.ipynb")
     wait_settled(page)
     repaint_after(page, lambda: page.locator(".xai-tile[data-index='7']").click())
     snapshot(page, "notebook7")
     assert_no_error(page)
-    page.close()
+    close_page(page, "quickstart_nb7.ipynb")  # its kernel too: the next test has both cores
 
 
 def test_compare_and_dataset_widgets(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{server}/lab/workspaces/clever-hans/tree/clever_hans.ipynb")  # own workspace
-    run_all_cells(page, ready=".xai-explain-widget", timeout=300)
+    run_all_cells(page, "clever_hans.ipynb", ready=".xai-explain-widget", timeout=400)
     try:
         page.wait_for_selector(".xai-compare-widget .xai-tile", timeout=180_000)
     finally:
@@ -270,4 +247,4 @@ def test_compare_and_dataset_widgets(server, browser):
     dataset.scroll_into_view_if_needed()
     dataset.screenshot(path=str(ARTIFACTS / "dataset_widget.png"))
     assert_no_error(page)
-    page.close()
+    close_page(page, "clever_hans.ipynb")  # its kernel too: the next test has both cores

@@ -29,19 +29,25 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, CHROMIUM, accept_dialogs, chromium, jupyter_server
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    chromium,
+    close_page,
+    jupyter_server,
+    playwright_api,
+    run_all_cells,
+)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
 ]
-playwright_api = pytest.importorskip("playwright.sync_api")
 nbformat = pytest.importorskip("nbformat")
 
 HEIGHT = 800
@@ -110,78 +116,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium(playwright_api) as instance:
+    with chromium() as instance:
         yield instance
 
 
 # -- driving the page -------------------------------------------------------------------------
-
-KERNEL_IDLE = """async path => {
-    const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
-    if (!indicator || indicator.dataset.status !== 'idle') return false;
-    const sessions = await (await fetch('/api/sessions', {cache: 'no-store'})).json();
-    return sessions.some(s => s.path === path && s.kernel
-                         && s.kernel.execution_state === 'idle');
-}"""
-
-
-def wait_kernel_idle(page, path: str, timeout: float = 90) -> None:
-    """Until the notebook's kernel has started, is connected and idle (the page's indicator
-    says idle before it connects too, so the server's sessions are asked as well)."""
-    deadline = time.time() + timeout
-    while not page.evaluate(KERNEL_IDLE, path):
-        if time.time() > deadline:
-            raise TimeoutError(f"the kernel of {path} is not idle after {timeout} s")
-        page.wait_for_timeout(250)
-
-
-SHUT_DOWN = """async path => {
-    const xsrf = (document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]*)/) || [])[1] || '';
-    const sessions = await (await fetch('/api/sessions', {cache: 'no-store'})).json();
-    for (const s of sessions.filter(s => s.path === path))
-        await fetch(`/api/sessions/${s.id}`, {method: 'DELETE',
-                                              headers: {'X-XSRFToken': decodeURIComponent(xsrf)}});
-}"""
-
-
-def close_page(page, path: str) -> None:
-    """Shut the notebook's kernel down (the next page has both cores) and close the page."""
-    try:
-        page.evaluate(SHUT_DOWN, path)
-    except playwright_api.Error as error:
-        print(f"could not shut down the kernel of {path}: {str(error).splitlines()[0]}")
-    page.close()
-
-
-def run_all_cells(page, path: str, timeout: float = 180, attempts: int = 3) -> None:
-    """Run > Run All Cells once the kernel is idle, then wait until the cell has run and the
-    widget has drawn. A click made before the notebook is ready can be lost: it is retried
-    only when no cell started running."""
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    wait_kernel_idle(page, path)
-    started = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
-               ".some(p => p.textContent.includes('*') || /\\[\\d+\\]/.test(p.textContent))")
-    for attempt in range(attempts):
-        try:
-            accept_dialogs(page)
-            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-            page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
-            page.wait_for_function(started, timeout=20_000)
-            break
-        except playwright_api.Error as error:
-            print(f"run all cells, attempt {attempt + 1}: {str(error).splitlines()[0]}")
-            page.keyboard.press("Escape")
-            if attempt == attempts - 1:
-                raise
-    # the cell has finished (its prompt shows a number, no '*') and the widget has drawn
-    page.wait_for_function(
-        "() => { const p = [...document.querySelectorAll('.jp-InputPrompt')];"
-        " return p.length && p.every(e => !e.textContent.includes('*'))"
-        " && p.some(e => /\\[\\d+\\]/.test(e.textContent)); }", timeout=timeout * 1000)
-    page.wait_for_selector(".xai-explain-widget .xai-heatmap-large", timeout=timeout * 1000)
-    wait_kernel_idle(page, path)
-    wait_settled(page)
-
 
 def wait_settled(page, timeout: float = 60) -> None:
     page.wait_for_function(
@@ -557,6 +496,7 @@ def open_env(server: Server, browser, name: str, theme: str, lab: bool, cell: st
         page.wait_for_function("name => document.body.dataset.jpThemeName === name",
                                arg=THEMES[theme], timeout=60_000)
         run_all_cells(page, notebook)
+        wait_settled(page)
         if lab:
             open_file_browser(page)
     return env
