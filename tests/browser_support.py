@@ -68,6 +68,12 @@ def jupyter_server(root: Path, config: Path, log_path: Path):
                 process.kill()
 
 
+BROWSER_MARKS = [  # a test module's pytestmark
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
+]
+
+
 @contextlib.contextmanager
 def chromium():
     """Debian's Chromium, headless, with the flags this machine needs."""

@@ -42,3 +42,12 @@ def max_relative_difference(ours, theirs) -> float:
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
     scale = max(np.abs(theirs).max(), 1e-12)
     return float(np.abs(ours - theirs).max() / scale)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium for the browser tests (tests/browser_support.py)."""
+    from tests.browser_support import chromium
+
+    with chromium() as instance:
+        yield instance

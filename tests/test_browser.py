@@ -11,24 +11,19 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.browser_support import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     ROOT,
-    chromium,
     close_page,
     jupyter_server,
     run_all_cells,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +38,6 @@ def server(tmp_path_factory, request):
         yield url
     if request.session.testsfailed > failed_before:  # the server's side of a failure
         shutil.copy(log, ARTIFACTS / "browser_jupyter.log")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as instance:
-        yield instance
 
 
 def bar_heights(page) -> list:

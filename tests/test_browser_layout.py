@@ -36,18 +36,14 @@ import pytest
 
 from tests.browser_support import (
     ARTIFACTS,
-    CHROMIUM,
-    chromium,
+    BROWSER_MARKS,
     close_page,
     jupyter_server,
     playwright_api,
     run_all_cells,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin"),
-]
+pytestmark = BROWSER_MARKS
 nbformat = pytest.importorskip("nbformat")
 
 HEIGHT = 800
@@ -112,12 +108,6 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "jupyter.log"
     with jupyter_server(root, config, log) as url:
         yield Server(url, root, config / "lab-settings", log)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as instance:
-        yield instance
 
 
 # -- driving the page -------------------------------------------------------------------------
