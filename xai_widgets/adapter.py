@@ -26,22 +26,10 @@ import torch
 from torch import nn
 
 from xai_widgets.errors import InputError
+from xai_widgets.outputs import (LogitsModule, Preset, check_layout, check_single_input, compose,
+                                 to_channels_last)
 
 _CHANNEL_COUNTS = (1, 3, 4)
-
-
-class LogitsModule(nn.Module):
-    """``model(preprocess(x))`` with a trailing Softmax removed, as one module for hooks."""
-
-    def __init__(self, model: nn.Module, preprocess: Callable | None, strip_softmax: bool):
-        super().__init__()
-        self.model = model[:-1] if strip_softmax else model
-        self.preprocess = preprocess
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.preprocess is not None:
-            x = self.preprocess(x)
-        return self.model(x)
 
 
 class ModelAdapter:
@@ -50,10 +38,15 @@ class ModelAdapter:
     ``preprocess`` maps an image batch (N,C,H,W) in image space (0..1 for uint8 input) to
     what the model takes, e.g. a normalisation; attributions are taken in image space.
     ``output`` is ``"auto"`` (detect probabilities), ``"logits"`` or ``"probabilities"``.
+    ``weights`` is a torchvision weights member: its class names, its resize and centre crop
+    (applied to the image) and its normalisation (the differentiated path). ``layout="NHWC"``
+    declares a model that takes (N,H,W,C) batches; images stay (C,H,W) and the permute runs
+    after ``preprocess``. ``self.preprocess`` is the whole image-space → model-input map.
     """
 
     def __init__(self, model: Any, preprocess: Callable | None = None,
-                 classes: Sequence[str] | None = None, output: str = "auto"):
+                 classes: Sequence[str] | None = None, output: str = "auto",
+                 weights: Any = None, layout: str = "NCHW"):
         if not isinstance(model, nn.Module):
             raise InputError(
                 f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a plain "
@@ -63,14 +56,29 @@ class ModelAdapter:
         if preprocess is not None and not callable(preprocess):
             raise InputError("preprocess must be a callable that maps an (N,C,H,W) batch to "
                              "the model's input")
+        check_single_input(model)
+        self.layout = check_layout(layout)
+        self.preset = Preset(weights) if weights is not None else None
+        if self.preset is not None and preprocess is not None:
+            raise InputError("pass either weights= (its transforms() give the resize, crop and "
+                             "normalisation) or preprocess=, not both: drop preprocess, or drop "
+                             "weights and pass classes=weights.meta['categories']")
+        if classes is None and self.preset is not None:
+            classes = self.preset.classes
         self.model = model
-        self.preprocess = preprocess
+        self._user_preprocess = preprocess
+        self.preprocess = compose(self.preset.normalise if self.preset else None, preprocess,
+                                  to_channels_last if self.layout == "NHWC" else None)
         self.classes = list(classes) if classes is not None else None
         self.output = output
         self.notes: list[str] = []
         ends_in_softmax = isinstance(model, nn.Sequential) and len(model) > 1 and isinstance(
             model[-1], nn.Softmax)
-        self.forward_module = LogitsModule(model, preprocess, strip_softmax=ends_in_softmax)
+        self.forward_module = LogitsModule(model, self.preprocess, strip_softmax=ends_in_softmax,
+                                           single_is_probability=output == "probabilities")
+        if self.layout == "NHWC":
+            self.notes.append("the model takes channels-last (N,H,W,C) batches: images stay "
+                              "(C,H,W) and are permuted just before the model")
         if ends_in_softmax:
             self.notes.append("the model ends in Softmax: attributions are taken on the "
                               "logits before it; probabilities are their softmax, as the model computes them")
@@ -92,7 +100,7 @@ class ModelAdapter:
     @property
     def expected_channels(self) -> int | None:
         """in_channels of the first Conv2d, when there is no preprocess to change them."""
-        if self.preprocess is not None:
+        if self._user_preprocess is not None:
             return None
         for module in self.model.modules():
             if isinstance(module, nn.Conv2d):
@@ -130,11 +138,18 @@ class ModelAdapter:
         """One image as a float (1,C,H,W) tensor on the model's device, plus what was assumed."""
         tensor, notes = to_chw(x, self.expected_channels)
         self._check_channels(tensor.shape[0], "the image")
-        return tensor.unsqueeze(0).to(self.device), notes
+        batch = tensor.unsqueeze(0)
+        if self.preset is not None:
+            batch, note = self.preset.geometry(batch)
+            notes.append(note)
+        return batch.to(self.device), notes
 
     def batch(self, data: Any, like: torch.Tensor) -> torch.Tensor:
-        """Reference images (``data=``) as a float (N,C,H,W) tensor shaped like ``like``."""
+        """Reference images (``data=``) as a float (N,C,H,W) tensor shaped like ``like``
+        (resized and cropped like the image when ``weights`` are given)."""
         batch = to_nchw(data, like.shape[1])
+        if self.preset is not None:
+            batch = self.preset.geometry(batch)[0]
         if tuple(batch.shape[1:]) != tuple(like.shape[1:]):
             raise InputError(
                 f"data images have shape {tuple(batch.shape[1:])} but the image has "
@@ -154,15 +169,26 @@ class ModelAdapter:
         """Forward pass without gradients, returning the scores attributions explain."""
         with torch.no_grad(), self.eval_mode():
             out = self.forward_module(batch)
-        if out.ndim != 2:
-            raise InputError(f"the model returned shape {tuple(out.shape)}; an image classifier "
-                             "must return (batch, n_classes) scores")
+        for note in self.forward_module.notes:
+            if note not in self.notes:
+                self.notes.append(note)
+        if out.ndim != 2 or out.shape[0] != batch.shape[0]:
+            raise InputError(f"the model returned shape {tuple(out.shape)} for {batch.shape[0]} "
+                             "image(s); an image classifier must return (batch, n_classes) scores")
         self.n_classes = out.shape[1]
         return out
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities: softmax of the logits, or the model's own probabilities."""
-        scores = self.logits(batch)
+        return self.to_probabilities(self.logits(batch))
+
+    def to_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Probabilities from scores that ``logits`` returned."""
+        if self._returns_probabilities is None and self.forward_module.single_logit:
+            self._returns_probabilities = False  # (0, z) are logits, whatever z is
+            if bool(((scores[:, 1] >= 0) & (scores[:, 1] <= 1)).all()):
+                self.notes.append("the model's single score lies in 0..1: if it is already "
+                                  "a probability σ(z), pass output='probabilities'")
         if self._returns_probabilities is None:
             self._returns_probabilities = looks_like_probabilities(scores)
             if self._returns_probabilities:

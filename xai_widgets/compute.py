@@ -35,7 +35,13 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
         raise InputError(f"{method} cannot explain this model: {reason}")
     resolved = spec.resolve(dict(params or {}))
     alpha = check_alpha(baseline_alpha)
-    probabilities = adapter.probabilities(image)[0]
+    scores = adapter.logits(image)[0]
+    if not torch.isfinite(scores).all():
+        shown = ", ".join(f"{v:.3g}" for v in scores[:6].tolist()) + (" …" if len(scores) > 6 else "")
+        raise InputError(f"the model returned NaN or infinite scores for this image: [{shown}]; "
+                         "check its weights (a diverged training run, a bad checkpoint) and that "
+                         "the image is scaled and normalised as the model expects (preprocess=)")
+    probabilities = adapter.to_probabilities(scores[None])[0]
     target_list = adapter.check_targets(targets, probabilities.shape[0])
     baseline_image = None
     if spec.needs_baseline:

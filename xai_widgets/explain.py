@@ -21,18 +21,21 @@ from xai_widgets.methods import DEFAULT_METHOD
 def explain(model, x, method: str = DEFAULT_METHOD, targets: Any = "all", *,
             baseline: Any = "zero", baseline_alpha: float = 0.0, data: Any = None,
             classes: Sequence[str] | None = None, preprocess: Callable | None = None,
-            output: str = "auto", progress: Callable[[int, int], None] | None = None,
-            **params) -> Explanation:
+            output: str = "auto", weights: Any = None, layout: str = "NCHW",
+            progress: Callable[[int, int], None] | None = None, **params) -> Explanation:
     """Explain the model's scores for ``x`` with ``method`` for ``targets``.
 
     ``targets`` is ``"all"``, an int or a list of ints. ``baseline`` is ``zero``, ``blur``,
     ``uniform``, ``mean`` (of ``data``), ``max`` or an array of the image's shape, blended
     toward the image by ``baseline_alpha`` (0 = baseline, 1 = image). ``data`` are reference
     images (mean baseline, expected-gradient baselines). Remaining keyword arguments are the
-    method's parameters (see ``methods.spec(method)``). The model, ``x`` and ``data`` are never
+    method's parameters (see ``methods.spec(method)``). ``weights`` is a torchvision weights
+    member (class names, resize and crop of ``x``, normalisation); ``layout="NHWC"`` declares
+    a model that takes channels-last batches. The model, ``x`` and ``data`` are never
     modified; bad input raises ``InputError`` with the fix in its message.
     """
-    adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
+    adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
+                           weights=weights, layout=layout)
     image, notes = adapter.image(x)
     data_batch = adapter.batch(data, image) if data is not None else None
     return compute(adapter, image, method, targets, params, baseline, baseline_alpha,

@@ -51,7 +51,9 @@ class ExplainWidget(widgets.VBox):
 
     Takes the ``ViewState`` arguments: ``model, x, method, target, baseline`` (a name,
     ``"counterfactual:B"`` or an array), ``baseline_alpha, abs_values, data, classes,
-    preprocess, output, top_k`` and the method's parameters. Every state trait (see
+    preprocess, output, top_k, weights`` (torchvision weights: class names, resize/crop of
+    the shown image, normalisation in the differentiated path), ``layout`` and the method's
+    parameters. Every state trait (see
     ``ViewState``) reads and writes through the widget: ``w.method = "saliency"``; a bad
     value raises ``InputError`` at once. ``wait(timeout)`` returns once the view shows the
     latest state.

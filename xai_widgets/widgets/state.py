@@ -96,9 +96,11 @@ class ViewState(traitlets.HasTraits):
                  target: int | None = None, baseline: Any = "zero", baseline_alpha: float = 0.0,
                  abs_values: bool = False, data: Any = None, classes: Sequence[str] | None = None,
                  preprocess: Callable | None = None, output: str = "auto", top_k: int = 10,
-                 **params):
+                 weights: Any = None, layout: str = "NCHW", **params):
         super().__init__()
-        self.adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
+        self.adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
+                                    weights=weights, layout=layout)
+        classes = self.adapter.classes  # given, or the torchvision weights' categories
         self.image, self.notes = self.adapter.image(x)
         self.data = self.adapter.batch(data, self.image) if data is not None else None
         self.base_probabilities = self.adapter.probabilities(self.image)[0].float().cpu().numpy()

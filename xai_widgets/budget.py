@@ -1,0 +1,114 @@
+"""Memory budget: how many images one pass may hold, from a measured per-image cost.
+
+The cost of one image is measured once per model, device and image shape: one forward pass
+under ``torch.autograd.graph.saved_tensors_hooks`` counts the bytes autograd keeps for the
+backward pass (the activations), plus the input and its gradient. A pass of ``n`` images
+needs about ``n`` times that, so ``images_per_pass`` divides the budget by it.
+
+The default budget is 2 GiB of activations, less where the machine has less to spare: a
+quarter of the available memory on a CPU, half the free memory of a GPU.
+
+>>> from xai_widgets.adapter import ModelAdapter
+>>> from xai_widgets.budget import images_per_pass, per_image_bytes
+>>> from xai_widgets.zoo import load_demo
+>>> model, images, labels, classes = load_demo("mnist")
+>>> adapter = ModelAdapter(model)
+>>> image, _ = adapter.image(images[0])
+>>> 0 < per_image_bytes(adapter, image) < 2**20      # a 28×28 digit: about 140 KiB
+True
+>>> images_per_pass(adapter, image, budget=2**24, most=10_000) > 100
+True
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+DEFAULT_BUDGET = 2 * 2**30
+_COSTS: dict = {}
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes this process may still take: free GPU memory, or the OS's available memory."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    pages = os.sysconf("SC_AVPHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return int(pages * os.sysconf("SC_PAGE_SIZE")) if pages else 8 * 2**30
+
+
+def default_budget(device: torch.device) -> int:
+    """2 GiB, or a quarter of the CPU's available memory / half the GPU's free memory."""
+    share = 0.5 if device.type == "cuda" else 0.25
+    return int(min(DEFAULT_BUDGET, share * available_memory(device)))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One image's cost: bytes kept for backward, and seconds of a forward+backward pass."""
+
+    bytes: int
+    seconds: float
+
+
+def _saved_bytes(adapter, x: torch.Tensor) -> tuple[int, float]:
+    """Bytes autograd keeps for one forward+backward of batch ``x``, and its seconds."""
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    x = x.detach().clone().requires_grad_(True)
+    start = time.perf_counter()
+    with torch.enable_grad(), adapter.eval_mode(), \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        scores = adapter.forward_module(x)
+        scores = scores[0] if isinstance(scores, (tuple, list)) else scores
+        torch.autograd.grad(scores.float().sum(), x, allow_unused=True)
+    return sum(seen.values()) + 2 * x.numel() * x.element_size(), time.perf_counter() - start
+
+
+def measure(adapter, image: torch.Tensor) -> Cost:
+    """The cost of one more image in a pass: batches of one and two images, the difference
+    (weights saved for backward are paid once per pass, not per image). Cached per model
+    version, device, dtype and shape."""
+    key = (id(adapter.model), adapter.version(), image.device, image.dtype, tuple(image.shape[1:]))
+    if key not in _COSTS:
+        one = image[:1]
+        _saved_bytes(adapter, one)  # one-off set-up costs (allocator, kernels) are not timed
+        single, _ = _saved_bytes(adapter, one)
+        double, seconds = _saved_bytes(adapter, torch.cat([one, one]))
+        _COSTS[key] = Cost(max(double - single, 1), seconds / 2)
+    return _COSTS[key]
+
+
+def per_image_bytes(adapter, image: torch.Tensor) -> int:
+    return measure(adapter, image).bytes
+
+
+def images_per_pass(adapter, image: torch.Tensor, budget: int | None = None,
+                    most: int = 256) -> int:
+    """How many images one forward+backward pass may hold within ``budget`` bytes
+    (default: ``default_budget``), at most ``most`` (bigger CPU batches fall out of the
+    caches), at least one."""
+    budget = default_budget(image.device) if budget is None else int(budget)
+    return max(1, min(most, budget // max(per_image_bytes(adapter, image), 1)))
+
+
+def seconds_for(adapter, image: torch.Tensor, n_images: int) -> float:
+    """A rough estimate of the seconds ``n_images`` forward+backward passes take (batched
+    passes are cheaper per image than the single-image probe, so this errs high)."""
+    return measure(adapter, image).seconds * n_images
