@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -88,7 +88,6 @@ def measure(adapter, image: torch.Tensor) -> Cost:
     key = (id(adapter.model), adapter.version(), image.device, image.dtype, tuple(image.shape[1:]))
     if key not in _COSTS:
         one = image[:1]
-        _saved_bytes(adapter, one)  # one-off set-up costs (allocator, kernels) are not timed
         single, _ = _saved_bytes(adapter, one)
         double, seconds = _saved_bytes(adapter, torch.cat([one, one]))
         _COSTS[key] = Cost(max(double - single, 1), seconds / 2)
@@ -109,6 +108,64 @@ def images_per_pass(adapter, image: torch.Tensor, budget: int | None = None,
 
 
 def seconds_for(adapter, image: torch.Tensor, n_images: int) -> float:
-    """A rough estimate of the seconds ``n_images`` forward+backward passes take (batched
-    passes are cheaper per image than the single-image probe, so this errs high)."""
+    """A rough estimate of the seconds ``n_images`` forward+backward passes take (from the
+    probe's two-image pass, which also pays one-off set-up costs: this errs high)."""
     return measure(adapter, image).seconds * n_images
+
+
+def images_per_target(spec, params: dict) -> int:
+    """Forward+backward images one target costs with ``spec`` and ``params``; 0 when one
+    forward pass serves every target at once (occlusion, the superpixel methods)."""
+    if spec.superpixels or spec.name == "occlusion":
+        return 0
+    n = 1
+    for name in ("n_steps", "n_samples", "background_size"):
+        n *= int(params.get(name, 1))
+    if params.get("smoothing", "none") != "none":
+        n *= int(params["nt_samples"])
+    return n
+
+
+def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | None = None):
+    """``spec.compute(task)`` over chunks of targets small enough for ``budget`` bytes
+    (a 1000-class ``targets="all"`` streams instead of stacking 1000 images in one pass);
+    raises ``InputError`` up front when the work would take longer than ``max_seconds``."""
+    from xai_widgets.errors import InputError
+
+    per_target = images_per_target(spec, task.params)
+    n_targets = len(task.targets)
+    if per_target == 0 or n_targets == 1:
+        return spec.compute(task)
+    if max_seconds is not None:
+        seconds = seconds_for(task.adapter, task.image, per_target * n_targets)
+        if seconds > max_seconds:
+            raise InputError(
+                f"{spec.name} for {n_targets} classes would take about {_duration(seconds)} on "
+                f"this machine ({per_target * n_targets:,} forward+backward passes): pass "
+                "targets=[...] with the classes you need (e.g. the 10 most probable), choose "
+                "a cheaper method (saliency, grad_cam), or raise max_seconds")
+    per_pass = images_per_pass(task.adapter, task.image, budget, most=max(256, per_target))
+    chunk = max(1, per_pass // max(per_target, 1))
+    if chunk >= n_targets:
+        return spec.compute(task)
+    out = None  # filled chunk by chunk: no second copy of a 1000-map result
+    for start in range(0, n_targets, chunk):
+        task.check()
+        size = min(chunk, n_targets - start)
+
+        def report(finished: int, total: int, start=start, size=size):
+            task.report(start * total + finished * size, n_targets * total)
+
+        part = spec.compute(replace(task, targets=task.targets[start:start + size],
+                                    progress=report)).detach()
+        if out is None:
+            out = part.new_empty((n_targets, *part.shape[1:]))
+        out[start:start + size] = part
+        task.report(start + size, n_targets)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

@@ -16,16 +16,23 @@ import torch
 
 from xai_widgets import methods
 from xai_widgets.baselines import blend, check_alpha, make_baseline
+from xai_widgets.budget import run_in_chunks
 from xai_widgets.errors import InputError
 from xai_widgets.explanation import Explanation
+
+MAX_SECONDS = 600.0  # longer work is refused with an estimate and what to pass instead
 
 
 def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
             params: dict | None = None, baseline: Any = "zero", baseline_alpha: float = 0.0,
             data: torch.Tensor | None = None, notes: list[str] | None = None,
             progress: Callable[[int, int], None] | None = None,
-            cancelled: Callable[[], bool] | None = None) -> Explanation:
-    """Explain ``image`` (1,C,H,W, on the model's device) with ``method`` for ``targets``."""
+            cancelled: Callable[[], bool] | None = None, memory_budget: int | None = None,
+            max_seconds: float | None = MAX_SECONDS) -> Explanation:
+    """Explain ``image`` (1,C,H,W, on the model's device) with ``method`` for ``targets``.
+
+    Targets are computed in chunks that fit ``memory_budget`` bytes of activations (default:
+    ``budget.default_budget``); work estimated above ``max_seconds`` is refused up front."""
     start = time.perf_counter()
     if not isinstance(method, str):
         raise InputError(f"method must be a name such as 'integrated_gradients', got {method!r}")
@@ -52,7 +59,7 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
         # captum warns about hooks it sets and removes and about inputs it marks for grads
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
-        raw = spec.compute(task).detach()
+        raw = run_in_chunks(spec, task, memory_budget, max_seconds).detach()
     attributions = raw[:, 0] if spec.spatial else raw.sum(dim=1)
     completeness_error = None
     if spec.complete and task.params.get("smoothing", "none") == "none":
