@@ -83,3 +83,48 @@ def rgb_image(size: int = 224) -> torch.Tensor:
     resized = F.interpolate(photo, size=(size, size), mode="bilinear", align_corners=False,
                             antialias=True)
     return resized[0].clamp(0.0, 1.0).contiguous()
+
+
+def calibrate_batch_norm(model: torch.nn.Module, size: int) -> torch.nn.Module:
+    """Set every BatchNorm's running statistics from one batch of photo variants, then eval.
+
+    With random weights and the default statistics (mean 0, variance 1) the activations of
+    deep nets fade layer by layer: MobileNetV3's and EfficientNet's logits then vary by
+    1e-11 across images and every map is flat. Real statistics keep them input-dependent,
+    as trained weights would."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if norms:
+        x = rgb_image(size)
+        batch = torch.stack([x, x.flip(-1), x.flip(-2), x.roll(size // 4, -1), 0.7 * x, 1 - x])
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: this one batch
+        model.train()
+        with torch.no_grad():
+            model(batch)
+    return model.eval()
+
+
+def torchvision_model(name: str, size: int = 64) -> torch.nn.Module:
+    """A torchvision classifier with random weights (seed 0, no download), 1000 classes,
+    batch norm calibrated, in eval mode. ``vit_b_16`` is built for ``size`` (its default is
+    224) and its zero-initialised head is re-initialised, else every logit is 0."""
+    torchvision = import_torchvision()
+    torch.manual_seed(0)
+    if name == "vit_b_16":
+        model = torchvision.models.vit_b_16(weights=None, image_size=size)
+        torch.nn.init.normal_(model.heads.head.weight, std=0.01)
+        return model.eval()
+    return calibrate_batch_norm(getattr(torchvision.models, name)(weights=None), size)
+
+
+def hf_vit(size: int = 32) -> torch.nn.Module:
+    """A tiny Hugging Face ViTForImageClassification (2 layers, width 32, patches of 8, 10
+    classes) from a config, random weights (seed 0); skips when transformers is missing."""
+    import_torchvision()  # transformers imports torchvision, which needs the CPU shim first
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(image_size=size, patch_size=8, num_channels=3,
+                                    hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=10)
+    torch.manual_seed(0)
+    return transformers.ViTForImageClassification(config).eval()

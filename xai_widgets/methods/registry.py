@@ -12,6 +12,8 @@ The widget builds its controls from these specs; it holds no method knowledge it
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -164,7 +166,34 @@ class MethodSpec:
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
+def guarded(spec: MethodSpec) -> Callable[[Task], torch.Tensor]:
+    """``spec.compute`` with any library exception (captum, shap, lime, torch) turned into an
+    InputError that names the method, quotes the library and says what to use instead;
+    InputError and Cancelled pass unchanged."""
+    compute = spec.compute
+
+    @functools.wraps(compute)
+    def run(task: Task) -> torch.Tensor:
+        try:
+            return compute(task)
+        except (InputError, Cancelled):
+            raise
+        except Exception as error:  # the boundary users see
+            message = " ".join(str(error).split())
+            if len(message) > 400:
+                message = message[:400] + " …"
+            raise InputError(
+                f"{spec.name} failed on this model: {type(error).__name__} from "
+                f"{spec.backend}: {message or '(no message)'}. {spec.label} cannot handle "
+                "something in this architecture or input; integrated_gradients, saliency and "
+                "occlusion need only forward and backward passes and work on any "
+                "differentiable model") from error
+
+    return run
+
+
 def register(spec: MethodSpec) -> MethodSpec:
+    spec = dataclasses.replace(spec, compute=guarded(spec))
     _REGISTRY[spec.name] = spec
     return spec
 
