@@ -24,7 +24,7 @@ from torch import nn
 from tests.real_models import hf_vit, import_torchvision, rgb_image, torchvision_model
 from xai_widgets import InputError, explain, methods
 from xai_widgets.adapter import ModelAdapter
-from xai_widgets.methods import captum_methods, registry
+from xai_widgets.methods import captum_methods, lrp_methods, registry
 from xai_widgets.zoo import load_demo
 
 import_torchvision()  # skips the module when torchvision is missing
@@ -140,7 +140,7 @@ def test_lrp_conservation_check_catches_a_missed_operation(monkeypatch):
     """If the trace missed ResNet's residual additions, the relevance check still refuses
     the map (captum returns values around 1e11 for scores around 1)."""
     c = case("resnet18")
-    monkeypatch.setattr(captum_methods, "lrp_problem", lambda found: None)
+    monkeypatch.setattr(lrp_methods, "lrp_problem", lambda found: None)
     adapter = ModelAdapter(c.model)
     image = c.image[None]
     spec = methods.spec("lrp")

@@ -5,8 +5,9 @@
 True
 """
 
-from xai_widgets.methods import captum_methods  # noqa: F401  (registers the captum methods)
-from xai_widgets.methods import lime_methods, shap_methods  # noqa: F401  (and the others)
+# importing a backend module registers its methods (in this order, the pickers' order)
+from xai_widgets.methods import captum_methods, lrp_methods  # noqa: F401
+from xai_widgets.methods import lime_methods, shap_methods  # noqa: F401
 from xai_widgets.methods.registry import MethodSpec, Param, Task, available, names, spec
 
 DEFAULT_METHOD = "integrated_gradients"

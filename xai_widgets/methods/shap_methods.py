@@ -26,9 +26,9 @@ from torch.distributions import Categorical
 
 from xai_widgets.methods.captum_methods import check_sums, seeded
 from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, perturbed_scores, segment_map
-from xai_widgets.methods.model_surgery import (TargetSelect, available_check,
-                                              deep_shap_problem, plain_copy, prepared_copy,
-                                              require)
+from xai_widgets.methods.model_surgery import TargetSelect, prepared_copy
+from xai_widgets.methods.model_checks import available_check, deep_shap_problem, require
+from xai_widgets.methods.model_trace import plain_copy
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 from xai_widgets.methods.surrogate import weighted_linear_fit
 from xai_widgets.superpixels import SEGMENTATION_PARAMS
