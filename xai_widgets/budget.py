@@ -116,7 +116,7 @@ def seconds_for(adapter, image: torch.Tensor, n_images: int) -> float:
 def images_per_target(spec, params: dict) -> int:
     """Forward+backward images one target costs with ``spec`` and ``params``; 0 when one
     forward pass serves every target at once (occlusion, the superpixel methods)."""
-    if spec.superpixels or spec.name == "occlusion":
+    if spec.shares_passes:
         return 0
     n = 1
     for name in ("n_steps", "n_samples", "background_size"):

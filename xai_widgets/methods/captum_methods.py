@@ -372,7 +372,7 @@ register(MethodSpec(
             Param("stride", "int", 2, 1, 64, 1, help="step between windows, at most the window"),
             Param("batch_size", "int", 256, 1, 8192, 1, label="batch size",
                   help="occluded images per forward pass")),
-    needs_baseline=True, spatial=True))
+    needs_baseline=True, spatial=True, shares_passes=True))
 register(MethodSpec(
     "grad_cam", "Grad-CAM", "captum",
     "last conv layer's activations weighted by their mean gradient, upsampled", grad_cam,

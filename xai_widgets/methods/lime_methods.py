@@ -78,4 +78,5 @@ register(MethodSpec(
     params=SEGMENTATION_PARAMS + SAMPLING_PARAMS + (
         Param("kernel_width", "float", 0.25, 0.01, 10.0, 0.01, label="kernel width",
               help="lime's proximity kernel width on cosine distances"),),
-    needs_baseline=True, stochastic=True, spatial=True, superpixels=True))
+    needs_baseline=True, stochastic=True, spatial=True, superpixels=True,
+    shares_passes=True))

@@ -138,6 +138,7 @@ class MethodSpec:
     spatial: bool = False
     complete: bool = False
     superpixels: bool = False
+    shares_passes: bool = False  # one forward pass serves every target (perturbation methods)
     available: Callable[[Any], str | None] = lambda adapter: None
 
     def param(self, name: str) -> Param:

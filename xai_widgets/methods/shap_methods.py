@@ -143,4 +143,5 @@ register(MethodSpec(
     "Shapley values of superpixels for the class probability: hidden segments take the "
     "baseline; sums to f(x) − f(baseline)", kernel_shap,
     params=SEGMENTATION_PARAMS + SAMPLING_PARAMS,
-    needs_baseline=True, stochastic=True, spatial=True, superpixels=True))
+    needs_baseline=True, stochastic=True, spatial=True, superpixels=True,
+    shares_passes=True))
