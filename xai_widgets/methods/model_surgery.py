@@ -9,15 +9,10 @@ max-pool rule). What needs changing is read from ``model_trace.trace``.
 >>> import torch
 >>> from torch import nn
 >>> from xai_widgets.adapter import ModelAdapter
->>> class Block(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.conv, self.relu = nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(inplace=True)
-...     def forward(self, x):
-...         return self.relu(self.relu(self.conv(x)) + x)
->>> adapter = ModelAdapter(nn.Sequential(Block(), nn.Flatten(), nn.Linear(64, 2)))
->>> type(prepared_copy(adapter, torch.rand(1, 1, 8, 8)).model[0].relu).__name__
-'PerUse'
+>>> model = nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(36, 2))
+>>> prepared = prepared_copy(ModelAdapter(model), torch.rand(1, 1, 8, 8))
+>>> prepared.model[1].inplace, model[1].inplace       # the user's model keeps its own
+(False, True)
 """
 
 
