@@ -40,7 +40,7 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     reason = spec.available(adapter)
     if reason:
         raise InputError(f"{method} cannot explain this model: {reason}")
-    resolved = spec.resolve(dict(params or {}))
+    resolved = spec.resolve(dict(params or {}), tuple(image.shape[-2:]))
     alpha = check_alpha(baseline_alpha)
     scores = adapter.logits(image)[0]
     if not torch.isfinite(scores).all():

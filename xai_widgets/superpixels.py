@@ -31,7 +31,8 @@ SEGMENTATION_PARAMS = (
     Param("segmentation", "choice", "slic", choices=SEGMENTATIONS,
           help="how the image is cut into superpixels (the features)"),
     Param("n_segments", "int", 50, 4, 400, 1, label="segments (slic)",
-          shown_when=("segmentation", "slic")),
+          shown_when=("segmentation", "slic"),
+          scaled=lambda size: int(min(200, max(50, size[0] * size[1] // 500)))),
     Param("compactness", "float", 0.3, 0.01, 10.0, 0.01, shown_when=("segmentation", "slic"),
           help="higher = more square segments"),
     Param("kernel_size", "float", 1.0, 0.5, 10.0, 0.5, label="kernel (quickshift)",
@@ -43,7 +44,8 @@ SEGMENTATION_PARAMS = (
     Param("min_size", "int", 5, 1, 200, 1, label="min size (felzenszwalb)",
           shown_when=("segmentation", "felzenszwalb")),
     Param("cell", "int", 4, 1, 64, 1, label="cell (grid)", shown_when=("segmentation", "grid"),
-          help="side of each square cell, in pixels"),
+          help="side of each square cell, in pixels (default: a 7 × 7 grid)",
+          scaled=lambda size: int(min(64, max(4, round(max(size) / 7))))),
 )
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 64
@@ -104,10 +106,29 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return consecutive.reshape(labels.shape).astype(np.int64)
 
 
+MIN_SEGMENTS = 8
+
+
+def segment_or_grid(image: torch.Tensor, method: str, **params) -> tuple[torch.Tensor, str]:
+    """``segment``, or a 4 × 4 grid (with a note saying why) when the segmenter finds fewer
+    than MIN_SEGMENTS segments (SLIC on noise can return one: a map of one constant)."""
+    labels = segment(image, method, **params)
+    found = int(labels.max()) + 1
+    if found >= MIN_SEGMENTS or method == "grid":
+        return labels, ""
+    cell = max(1, min(image.shape[-2:]) // 4)
+    note = (f"{method} found only {found} segment(s) in this image: a grid of {cell} px cells "
+            "is used instead (try another segmentation, or more segments)")
+    return segment(image, "grid", cell=cell), note
+
+
 def segments_for(task) -> torch.Tensor:
     """The segmentation a task's parameters ask for (shared by LIME, KernelSHAP, the view)."""
     p = task.params
-    return segment(task.image, p["segmentation"], **p)
+    labels, note = segment_or_grid(task.image, p["segmentation"], **p)
+    if note:
+        task.notes.append(note)
+    return labels
 
 
 def compose(image: torch.Tensor, baseline: torch.Tensor, segments: torch.Tensor,

@@ -36,8 +36,14 @@ class Param:
     choices: tuple = ()
     label: str = ""
     help: str = ""
+    scaled: Callable[[tuple], Any] | None = None  # the default for an image of (H, W)
     hidden_when: tuple = ()  # (other parameter, value): the control is moot, hide it
     shown_when: tuple = ()  # (other parameter, value): the only case the control matters
+
+    def default_for(self, size: tuple | None = None) -> Any:
+        """The default for an image of ``size`` (H, W): windows, segment counts and cells
+        grow with the image, so a 224 px photo gets what a 28 px digit gets, scaled."""
+        return self.scaled(tuple(size)) if self.scaled is not None and size else self.default
 
     def hidden(self, values: dict) -> bool:
         """Whether the parameter is moot given the other values (its control is hidden)."""
@@ -148,12 +154,14 @@ class MethodSpec:
         raise InputError(f"{self.name} has no parameter {name!r}; its parameters: "
                          f"{[p.name for p in self.params] or 'none'}")
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
+    def defaults(self, size: tuple | None = None) -> dict[str, Any]:
+        """Every parameter's default; for an image of ``size`` (H, W), the effective ones."""
+        return {p.name: p.default_for(size) for p in self.params}
 
-    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Fill in defaults and validate; unknown names are an error that lists valid ones."""
-        out = self.defaults()
+    def resolve(self, params: dict[str, Any], size: tuple | None = None) -> dict[str, Any]:
+        """Fill in defaults (for an image of ``size``) and validate; unknown names are an
+        error that lists valid ones."""
+        out = self.defaults(size)
         for name, value in params.items():
             out[name] = self.param(name).validate(value)
         return out

@@ -122,7 +122,7 @@ class ControlsPanel(Panel):
         self._show_params(spec)
 
     def _show_params(self, spec) -> None:
-        values = {**spec.defaults(), **self.state.params}
+        values = {**spec.defaults(self.state.image_shape[-2:]), **self.state.params}
         existing = {c._param: c for c in self.params.children
                     if getattr(c, "_method", None) == spec.name}
         children = []
@@ -142,6 +142,7 @@ class ControlsPanel(Panel):
     def _param_changed(self, name: str):
         def update(change):
             state = self.state
-            if state.params.get(name, methods.spec(state.method).defaults().get(name)) != change["new"]:
+            default = methods.spec(state.method).defaults(state.image_shape[-2:]).get(name)
+            if state.params.get(name, default) != change["new"]:
                 state.set("params", {**state.params, name: change["new"]})
         return update

@@ -16,7 +16,7 @@ from xai_widgets.compute import baseline_for, compute
 from xai_widgets.errors import InputError
 from xai_widgets.metrics import deletion_curve, insertion_curve
 from xai_widgets.sanity import sanity_check
-from xai_widgets.superpixels import compose, segment
+from xai_widgets.superpixels import SEGMENTATION_PARAMS, compose, segment_or_grid
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,17 @@ def explanation(source, key, baseline, targets, job):
     return source.store.add(version, key, e)
 
 
-def segment_params(method: str, params: dict, segmentation: str) -> dict:
-    """A superpixel method's own segmentation parameters, when it uses ``segmentation``."""
-    if methods.spec(method).superpixels and params.get("segmentation", "slic") == segmentation:
-        return methods.spec(method).resolve(params)
-    return {}
+def segment_params(method: str, params: dict, segmentation: str, size: tuple) -> dict:
+    """The segmentation parameters for an image of ``size``: a superpixel method's own when
+    it uses ``segmentation``, else the defaults scaled to the image."""
+    spec = methods.spec(method)
+    if spec.superpixels and params.get("segmentation", "slic") == segmentation:
+        return spec.resolve(params, size)
+    return {p.name: p.default_for(size) for p in SEGMENTATION_PARAMS}
 
 
 def segments(source, segmentation: str, params: dict, job) -> np.ndarray:
-    return segment(source.image, segmentation, **params).cpu().numpy()
+    return segment_or_grid(source.image, segmentation, **params)[0].cpu().numpy()
 
 
 def masked_ids_valid(labels: np.ndarray, hidden) -> int:

@@ -24,7 +24,9 @@ def request_segments(state) -> None:
     if not segments_wanted(state):
         return
     e = state.explanation
-    params = jobs.segment_params(e.method, e.params, state.segmentation) if e else {}
+    size = state.image_shape[-2:]
+    params = (jobs.segment_params(e.method, e.params, state.segmentation, size) if e else
+              jobs.segment_params(state.method, {}, state.segmentation, size))
     state.submit("segments", partial(jobs.segments, segmentation=state.segmentation,
                                      params=params), partial(_on_segments, state), "superpixels")
 
