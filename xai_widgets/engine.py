@@ -155,10 +155,6 @@ class Engine:
     def is_stale(self, channel: str, generation: int) -> bool:
         return self._closed or self._generations.get(channel, 0) != generation
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._pending and self._running is None
-
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running; False on timeout."""
         with self._changed:
