@@ -45,6 +45,7 @@ from xai_widgets.methods.model_checks import (
 from xai_widgets.methods.model_surgery import prepared_copy
 from xai_widgets.methods.model_trace import display_name, hookable, unwrap
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
+from xai_widgets.methods.token_cam import last_attention, token_grad_cam
 
 SMOOTHING = (
     Param("smoothing", "choice", "none", choices=("none", "smoothgrad", "smoothgrad_sq", "vargrad"),
@@ -129,8 +130,8 @@ def all_of(*checks):
 
 
 def needs_conv_layer(adapter) -> str | None:
-    if not adapter.conv_layers():
-        return "Grad-CAM needs a Conv2d layer and the model has none"
+    if not adapter.conv_layers() and last_attention(adapter.model) is None:
+        return "Grad-CAM needs a Conv2d layer or an attention layer and the model has neither"
     return None
 
 
@@ -328,12 +329,27 @@ def conv_layer(task: Task) -> nn.Module:
 
 
 def grad_cam(task: Task) -> torch.Tensor:
+    """The last conv layer's Grad-CAM; for a vision transformer (layer "auto"), the tokens
+    entering its last attention layer (``token_cam``)."""
     p = task.params
-    # hookable: a compiled model's own layers, which hooks reach
-    cam = LayerGradCam(hookable(task.adapter), conv_layer(task)).attribute(
+    model = hookable(task.adapter)  # a compiled model's own layers, which hooks reach
+    attention = last_attention(model) if p["layer"] == "auto" else None
+    if attention is not None:
+        cam = token_grad_cam(model, attention[1], task.batch, task.targets, p["relu"],
+                             p["upsample"])
+        return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
+    cam = LayerGradCam(model, conv_layer(task)).attribute(
         task.batch, target=task.targets, relu_attributions=p["relu"])
     cam = LayerAttribution.interpolate(cam, tuple(task.image.shape[-2:]), p["upsample"])
-    return cam.expand(-1, task.image.shape[1], -1, -1).contiguous()
+    return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
+
+
+def no_positive_evidence(task: Task, cam: torch.Tensor) -> torch.Tensor:
+    """Say so when the ReLU leaves a map empty: every region speaks against the target."""
+    if task.params["relu"] and bool((cam.flatten(1).amax(1) <= 0).any()):
+        task.notes.append("Grad-CAM found no positive evidence for some targets (every region "
+                          "speaks against them): turn the ReLU off to see the negative map")
+    return cam
 
 
 register(MethodSpec(
@@ -382,7 +398,8 @@ register(MethodSpec(
     needs_baseline=True, spatial=True, shares_passes=True))
 register(MethodSpec(
     "grad_cam", "Grad-CAM", "captum",
-    "last conv layer's activations weighted by their mean gradient, upsampled", grad_cam,
+    "last conv layer's activations weighted by their mean gradient, upsampled (vision "
+    "transformers: the patch tokens entering the last attention layer)", grad_cam,
     params=(Param("layer", "str", "auto", help="name of a Conv2d layer; 'auto' = the last one"),
             Param("relu", "bool", True, label="ReLU (positive evidence only)"),
             Param("upsample", "choice", "bilinear", choices=("bilinear", "nearest"))),

@@ -1,0 +1,103 @@
+"""Grad-CAM for vision transformers: the tokens entering the last attention layer, weighted
+by their mean gradient, with the class (and distillation) tokens dropped and the patch
+tokens reshaped to their grid.
+
+After the last attention layer only the class token reaches the head, so the patch tokens'
+gradients vanish there: the tokens *entering* that layer are the last place where every
+patch still matters (as pytorch-grad-cam does with ``blocks[-1].norm1``). Works for
+torchvision's ``VisionTransformer`` (``nn.MultiheadAttention``) and Hugging Face ViTs (a
+module whose class name ends in ``Attention``).
+
+>>> import torch
+>>> from torch import nn
+>>> class TinyViT(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.patch = nn.Conv2d(3, 8, 4, stride=4)
+...         self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+...         self.head = nn.Linear(8, 3)
+...     def forward(self, x):
+...         tokens = self.patch(x).flatten(2).transpose(1, 2)               # (N, 16, 8)
+...         tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], 1)  # a class token
+...         out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+...         return self.head(out[:, 0])
+>>> last_attention(TinyViT())[0]
+'attention'
+>>> token_grid(17)
+(1, 4)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xai_widgets.errors import InputError
+
+
+def last_attention(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The name and module of the model's last attention layer, or None (a CNN)."""
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention"):
+            found = (name, module)
+    return found
+
+
+def token_grid(n_tokens: int) -> tuple[int, int] | None:
+    """(extra tokens in front, grid side) when ``n_tokens`` is 0–2 extra tokens plus a
+    square grid of patches; None otherwise."""
+    for extra in (0, 1, 2):
+        side = math.isqrt(max(n_tokens - extra, 0))
+        if side >= 2 and side * side == n_tokens - extra:
+            return extra, side
+    return None
+
+
+def _tokens(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    for value in (*args, kwargs.get("hidden_states"), kwargs.get("query")):
+        if isinstance(value, torch.Tensor) and value.ndim == 3:
+            return value
+    return None
+
+
+def token_grad_cam(model: nn.Module, attention: nn.Module, batch: torch.Tensor,
+                   targets: list[int], relu: bool, upsample: str) -> torch.Tensor:
+    """(N, 1, H, W) Grad-CAM maps, one per row of ``batch`` and its target."""
+    seen: list[torch.Tensor] = []
+
+    def keep(module, args, kwargs):
+        tokens = _tokens(args, kwargs)
+        if tokens is not None:
+            seen.append(tokens)
+
+    handle = attention.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        inputs = batch.detach().requires_grad_(True)  # the tokens depend on it: a graph
+        scores = model(inputs)
+    finally:
+        handle.remove()
+    if not seen:
+        raise InputError(f"Grad-CAM found no token input of {type(attention).__name__}: pass "
+                         "layer= a Conv2d layer, or use integrated_gradients")
+    raw = seen[-1]
+    batch_first = raw.shape[0] == batch.shape[0]  # else (T, N, D): batch_first=False
+    tokens = raw if batch_first else raw.transpose(0, 1)
+    grid = token_grid(tokens.shape[1])
+    if grid is None:
+        raise InputError(f"Grad-CAM cannot lay {tokens.shape[1]} tokens out on a square patch "
+                         "grid: pass layer= a Conv2d layer, or use integrated_gradients")
+    extra, side = grid
+    rows = torch.arange(len(targets), device=scores.device)
+    target = torch.as_tensor(targets, device=scores.device)
+    gradients = torch.autograd.grad(scores[rows, target].sum(), raw)[0]
+    gradients = gradients if batch_first else gradients.transpose(0, 1)
+    patches, weights = tokens[:, extra:], gradients[:, extra:].mean(dim=1, keepdim=True)
+    cam = (weights * patches).sum(-1).detach()
+    cam = F.relu(cam) if relu else cam
+    cam = cam.reshape(-1, 1, side, side)
+    kwargs = {"align_corners": False} if upsample == "bilinear" else {}
+    return F.interpolate(cam, size=tuple(batch.shape[-2:]), mode=upsample, **kwargs)
