@@ -24,7 +24,7 @@ from torch import nn
 from tests.real_models import hf_vit, import_torchvision, rgb_image, torchvision_model
 from xai_widgets import InputError, explain, methods
 from xai_widgets.adapter import ModelAdapter
-from xai_widgets.methods import captum_methods, lrp_methods, registry
+from xai_widgets.methods import cam_methods, captum_methods, lrp_methods, registry
 from xai_widgets.zoo import load_demo
 
 import_torchvision()  # skips the module when torchvision is missing
@@ -300,7 +300,7 @@ def test_library_exceptions_become_input_errors(model, image, monkeypatch):
         def attribute(self, *args, **kwargs):
             raise RuntimeError("an internal captum failure")
 
-    monkeypatch.setattr(captum_methods, "LayerGradCam", Broken)
+    monkeypatch.setattr(cam_methods, "LayerGradCam", Broken)
     with pytest.raises(InputError, match="grad_cam failed on this model: RuntimeError from "
                                          "captum: an internal captum failure.*integrated_gradients"):
         explain(model, image, method="grad_cam")

@@ -27,8 +27,6 @@ from captum.attr import (
     GuidedBackprop,
     InputXGradient,
     IntegratedGradients,
-    LayerAttribution,
-    LayerGradCam,
     NoiseTunnel,
     Saliency,
 )
@@ -43,9 +41,8 @@ from xai_widgets.methods.model_checks import (
     require,
 )
 from xai_widgets.methods.model_surgery import prepared_copy
-from xai_widgets.methods.model_trace import display_name, hookable, unwrap
+from xai_widgets.methods.model_trace import display_name
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
-from xai_widgets.methods.token_cam import last_attention, token_grad_cam
 
 SMOOTHING = (
     Param("smoothing", "choice", "none", choices=("none", "smoothgrad", "smoothgrad_sq", "vargrad"),
@@ -127,12 +124,6 @@ def all_of(*checks):
                 return reason
         return None
     return check
-
-
-def needs_conv_layer(adapter) -> str | None:
-    if not adapter.conv_layers() and last_attention(adapter.model) is None:
-        return "Grad-CAM needs a Conv2d layer or an attention layer and the model has neither"
-    return None
 
 
 def input_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -313,45 +304,6 @@ def occlusion(task: Task) -> torch.Tensor:
     return attribution.expand(-1, channels, -1, -1).contiguous()
 
 
-def conv_layer(task: Task) -> nn.Module:
-    layers = task.adapter.conv_layers()
-    name = task.params["layer"]
-    if name == "auto":
-        return list(layers.values())[-1]
-    inner = {n: m for n, m in unwrap(task.adapter.model).named_modules()
-             if isinstance(m, nn.Conv2d)}  # a compiled model's layers, without '_orig_mod.'
-    if name not in layers and name in inner:
-        return inner[name]
-    if name not in layers:
-        raise InputError(f"layer {name!r} is not a Conv2d layer of the model; choose one of "
-                         f"{list(layers)} or 'auto' (the last one)")
-    return layers[name]
-
-
-def grad_cam(task: Task) -> torch.Tensor:
-    """The last conv layer's Grad-CAM; for a vision transformer (layer "auto"), the tokens
-    entering its last attention layer (``token_cam``)."""
-    p = task.params
-    model = hookable(task.adapter)  # a compiled model's own layers, which hooks reach
-    attention = last_attention(model) if p["layer"] == "auto" else None
-    if attention is not None:
-        cam = token_grad_cam(model, attention[1], task.batch, task.targets, p["relu"],
-                             p["upsample"])
-        return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
-    cam = LayerGradCam(model, conv_layer(task)).attribute(
-        task.batch, target=task.targets, relu_attributions=p["relu"])
-    cam = LayerAttribution.interpolate(cam, tuple(task.image.shape[-2:]), p["upsample"])
-    return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
-
-
-def no_positive_evidence(task: Task, cam: torch.Tensor) -> torch.Tensor:
-    """Say so when the ReLU leaves a map empty: every region speaks against the target."""
-    if task.params["relu"] and bool((cam.flatten(1).amax(1) <= 0).any()):
-        task.notes.append("Grad-CAM found no positive evidence for some targets (every region "
-                          "speaks against them): turn the ReLU off to see the negative map")
-    return cam
-
-
 register(MethodSpec(
     "integrated_gradients", "Integrated gradients", "captum",
     "gradients averaged along the straight path from the baseline to the image; the map "
@@ -396,11 +348,3 @@ register(MethodSpec(
             Param("batch_size", "int", 256, 1, 8192, 1, label="batch size",
                   help="occluded images per forward pass")),
     needs_baseline=True, spatial=True, shares_passes=True))
-register(MethodSpec(
-    "grad_cam", "Grad-CAM", "captum",
-    "last conv layer's activations weighted by their mean gradient, upsampled (vision "
-    "transformers: the patch tokens entering the last attention layer)", grad_cam,
-    params=(Param("layer", "str", "auto", help="name of a Conv2d layer; 'auto' = the last one"),
-            Param("relu", "bool", True, label="ReLU (positive evidence only)"),
-            Param("upsample", "choice", "bilinear", choices=("bilinear", "nearest"))),
-    spatial=True, available=needs_conv_layer))

@@ -1,6 +1,7 @@
-"""Grad-CAM for vision transformers: the tokens entering the last attention layer, weighted
-by their mean gradient, with the class (and distillation) tokens dropped and the patch
-tokens reshaped to their grid.
+"""Grad-CAM: the last conv layer's activations weighted by their mean gradient (captum's
+``LayerGradCam``), and for vision transformers the tokens entering the last attention layer,
+weighted the same way, with the class (and distillation) tokens dropped and the patch tokens
+reshaped to their grid.
 
 After the last attention layer only the class token reaches the head, so the patch tokens'
 gradients vanish there: the tokens *entering* that layer are the last place where every
@@ -33,9 +34,12 @@ import math
 
 import torch
 import torch.nn.functional as F
+from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from xai_widgets.errors import InputError
+from xai_widgets.methods.model_trace import hookable, unwrap
+from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 
 
 def last_attention(model: nn.Module) -> tuple[str, nn.Module] | None:
@@ -101,3 +105,58 @@ def token_grad_cam(model: nn.Module, attention: nn.Module, batch: torch.Tensor,
     cam = cam.reshape(-1, 1, side, side)
     kwargs = {"align_corners": False} if upsample == "bilinear" else {}
     return F.interpolate(cam, size=tuple(batch.shape[-2:]), mode=upsample, **kwargs)
+
+
+def needs_conv_layer(adapter) -> str | None:
+    if not adapter.conv_layers() and last_attention(adapter.model) is None:
+        return "Grad-CAM needs a Conv2d layer or an attention layer and the model has neither"
+    return None
+
+
+def conv_layer(task: Task) -> nn.Module:
+    layers = task.adapter.conv_layers()
+    name = task.params["layer"]
+    if name == "auto":
+        return list(layers.values())[-1]
+    inner = {n: m for n, m in unwrap(task.adapter.model).named_modules()
+             if isinstance(m, nn.Conv2d)}  # a compiled model's layers, without '_orig_mod.'
+    if name not in layers and name in inner:
+        return inner[name]
+    if name not in layers:
+        raise InputError(f"layer {name!r} is not a Conv2d layer of the model; choose one of "
+                         f"{list(layers)} or 'auto' (the last one)")
+    return layers[name]
+
+
+def grad_cam(task: Task) -> torch.Tensor:
+    """The last conv layer's Grad-CAM; for a vision transformer (layer "auto"), the tokens
+    entering its last attention layer (``token_grad_cam``)."""
+    p = task.params
+    model = hookable(task.adapter)  # a compiled model's own layers, which hooks reach
+    attention = last_attention(model) if p["layer"] == "auto" else None
+    if attention is not None:
+        cam = token_grad_cam(model, attention[1], task.batch, task.targets, p["relu"],
+                             p["upsample"])
+        return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
+    cam = LayerGradCam(model, conv_layer(task)).attribute(
+        task.batch, target=task.targets, relu_attributions=p["relu"])
+    cam = LayerAttribution.interpolate(cam, tuple(task.image.shape[-2:]), p["upsample"])
+    return no_positive_evidence(task, cam).expand(-1, task.image.shape[1], -1, -1).contiguous()
+
+
+def no_positive_evidence(task: Task, cam: torch.Tensor) -> torch.Tensor:
+    """Say so when the ReLU leaves a map empty: every region speaks against the target."""
+    if task.params["relu"] and bool((cam.flatten(1).amax(1) <= 0).any()):
+        task.notes.append("Grad-CAM found no positive evidence for some targets (every region "
+                          "speaks against them): turn the ReLU off to see the negative map")
+    return cam
+
+
+register(MethodSpec(
+    "grad_cam", "Grad-CAM", "captum",
+    "last conv layer's activations weighted by their mean gradient, upsampled (vision "
+    "transformers: the patch tokens entering the last attention layer)", grad_cam,
+    params=(Param("layer", "str", "auto", help="name of a Conv2d layer; 'auto' = the last one"),
+            Param("relu", "bool", True, label="ReLU (positive evidence only)"),
+            Param("upsample", "choice", "bilinear", choices=("bilinear", "nearest"))),
+    spatial=True, available=needs_conv_layer))
