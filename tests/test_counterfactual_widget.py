@@ -83,3 +83,12 @@ def test_one_vs_one_baseline_in_the_widget(panel):
     controls.why_not.value = "3 (3)"  # "why not 3?" typed in the class picker
     assert w.baseline == "counterfactual:3"
     assert len(controls.baseline.options) == 6  # not one entry per class
+
+
+def test_the_panel_and_the_baseline_share_one_search(panel):
+    w, _ = panel  # the panel searched class 9 (prototype: reference images were given)
+    w.baseline = "counterfactual:9"  # the same search, as a baseline
+    w.wait(TIMEOUT)
+    searches = [key for key in w.state.adapter.counterfactuals if key[3] == 9]
+    assert len(searches) == 1 and w.error == ""
+    np.testing.assert_array_equal(w.explanation.baseline_image, w.counterfactual.image)

@@ -99,21 +99,37 @@ def counterfactual_baseline(adapter, image: torch.Tensor, name: str, data) -> to
     """``counterfactual:B`` (or ``counterfactual:B:method``): x′ near x that the model assigns
     to class B, as the baseline of a "why A, not B?" explanation (one-vs-one attribution).
     The default search is ``prototype`` with reference images, else ``wachter``; cached."""
-    from xai_widgets.methods.counterfactuals import search_counterfactual
-
     parts = name.split(":")
     if len(parts) not in (2, 3) or not parts[1].lstrip("-").isdigit():
         raise InputError(f"baseline {name!r}: write 'counterfactual:B' for class B, or "
                          "'counterfactual:B:wachter' (prototype, adversarial) for a method")
     method = parts[2] if len(parts) == 3 else ("prototype" if data is not None else "wachter")
-    key = (adapter.version(), image.data_ptr(), image._version, int(parts[1]), method)
-    cache = adapter.counterfactuals
-    if key not in cache:
-        cache[key] = search_counterfactual(adapter, image, int(parts[1]), method, data=data)
-    cf = cache[key]
+    cf = find_counterfactual(adapter, image, int(parts[1]), method, data)
     if not cf.success:
         raise InputError(f"no counterfactual baseline for class {parts[1]}: {cf.message}")
     return torch.from_numpy(np.array(cf.image))[None].to(image.device)
+
+
+def _search_key(adapter, image: torch.Tensor, target: int, method: str) -> tuple:
+    return (adapter.version(), image.data_ptr(), image._version, int(target), method)
+
+
+def cached_counterfactual(adapter, image: torch.Tensor, target: int, method: str):
+    """The counterfactual already found for this model, image, class and method, or None."""
+    return adapter.counterfactuals.get(_search_key(adapter, image, target, method))
+
+
+def find_counterfactual(adapter, image: torch.Tensor, target: int, method: str, data=None,
+                        progress=None, cancelled=None):
+    """One counterfactual search per model, image, class and method: the baselines of
+    "why not B?" and the counterfactual panel share the result."""
+    from xai_widgets.methods.counterfactuals import search_counterfactual
+
+    key = _search_key(adapter, image, target, method)
+    if key not in adapter.counterfactuals:
+        adapter.counterfactuals[key] = search_counterfactual(
+            adapter, image, int(target), method, {}, data, progress=progress, cancelled=cancelled)
+    return adapter.counterfactuals[key]
 
 
 def relative_gap(adapter, attributions: torch.Tensor, image: torch.Tensor,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from xai_widgets import methods
-from xai_widgets.compute import baseline_for, compute
+from xai_widgets.compute import baseline_for, compute, find_counterfactual
 from xai_widgets.errors import InputError
 from xai_widgets.metrics import deletion_curve, insertion_curve
 from xai_widgets.sanity import sanity_check
@@ -77,10 +77,8 @@ def masked(source, labels: np.ndarray, hidden: tuple, baseline, alpha: float, jo
 
 
 def counterfactual(source, target: int, method: str, job):
-    from xai_widgets.methods.counterfactuals import search_counterfactual
-
-    return search_counterfactual(source.adapter, source.image, target, method, {}, source.data,
-                                 progress=job.report, cancelled=job.cancelled)
+    return find_counterfactual(source.adapter, source.image, target, method, source.data,
+                               progress=job.report, cancelled=job.cancelled)
 
 
 def curves(source, attribution: np.ndarray, target: int, job) -> dict:

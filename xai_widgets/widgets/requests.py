@@ -11,6 +11,7 @@ from functools import partial
 import numpy as np
 
 from xai_widgets import methods
+from xai_widgets.compute import cached_counterfactual
 from xai_widgets.widgets import jobs
 
 
@@ -62,20 +63,15 @@ def request_counterfactual(state) -> None:
         state.engine.supersede("counterfactual")
         state.set_trait("counterfactual", None)
         return
-    key = (state.adapter.version(), state.counterfactual_target, state.counterfactual_method)
-    cached = state.searches.get(key)
-    if cached is not None:  # going back to an earlier search is free
+    cached = cached_counterfactual(state.adapter, state.image, state.counterfactual_target,
+                                   state.counterfactual_method)
+    if cached is not None:  # going back to an earlier search (or a baseline's) is free
         state.engine.apply_now("counterfactual", lambda: state.set_trait("counterfactual", cached),
-                              state.fail)
+                               state.fail)
         return
     state.submit("counterfactual", partial(jobs.counterfactual, target=state.counterfactual_target,
                                            method=state.counterfactual_method),
-                 partial(_on_counterfactual, state, key), "counterfactual")
-
-
-def _on_counterfactual(state, key, cf) -> None:
-    state.searches[key] = cf
-    state.set_trait("counterfactual", cf)
+                 lambda cf: state.set_trait("counterfactual", cf), "counterfactual")
 
 
 def update_probabilities(state) -> None:

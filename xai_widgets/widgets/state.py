@@ -116,7 +116,6 @@ class ViewState(traitlets.HasTraits):
         self.apply_lock = self.engine.apply_lock
         self._inflight = None
         self.sanity_cache: dict = {}
-        self.searches: dict = {}  # counterfactual searches by (model version, class, method)
         self.method = method
         self.params = dict(params)
         self.baseline, self.baseline_alpha, self.abs_values = baseline, baseline_alpha, abs_values
