@@ -19,7 +19,7 @@ from captum.attr import (LRP, DeepLift, GradientShap, GuidedBackprop, InputXGrad
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import median_seconds, table  # noqa: E402
 from xai_widgets import explain  # noqa: E402
-from xai_widgets.methods.captum_methods import occlusion_windows  # noqa: E402
+from xai_widgets.methods.occlusion_methods import occlusion_windows  # noqa: E402
 from xai_widgets.methods.lrp_methods import lrp_model  # noqa: E402
 from xai_widgets.adapter import ModelAdapter  # noqa: E402
 from xai_widgets.zoo import load_demo  # noqa: E402

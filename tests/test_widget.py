@@ -48,6 +48,14 @@ STATES = [
 ]
 
 
+def assert_same_maps(shown, expected):
+    """The widget refines slow methods in rounds: the same terms, summed (and batched
+    through the model) in another order, so equal to float precision, not bit for bit."""
+    scale = np.abs(expected.attributions).max()
+    np.testing.assert_allclose(shown.attributions, expected.attributions, rtol=0,
+                               atol=1e-5 * scale)
+
+
 def set_state(w, state):
     w.method = state["method"]
     w.params = dict(state["params"])
@@ -62,9 +70,9 @@ def test_traits_give_the_same_explanation_as_explain(widget, model, image, state
     expected = explain(model, image, method=state["method"], baseline=state["baseline"],
                        baseline_alpha=state["baseline_alpha"], **state["params"])
     assert shown.method == expected.method and shown.params == expected.params
-    np.testing.assert_array_equal(shown.attributions, expected.attributions)
+    assert_same_maps(shown, expected)
     np.testing.assert_array_equal(widget.probabilities, expected.probabilities)
-    assert widget.error == "" and "ms" in widget.status
+    assert widget.error == "" and "ms" in widget.status and not shown.refining
 
 
 def test_default_view(widget, model, image):
@@ -145,7 +153,7 @@ def test_twenty_rapid_changes_end_on_the_last(widget, model, image):
     widget.wait(TIMEOUT)
     expected = explain(model, image, method="occlusion", window=windows[-1], stride=1)
     assert widget.explanation.params["window"] == windows[-1]
-    np.testing.assert_array_equal(widget.explanation.attributions, expected.attributions)
+    assert_same_maps(widget.explanation, expected)
 
 
 def test_a_cache_hit_makes_no_model_call(model, image):

@@ -22,7 +22,8 @@ from captum.attr import LayerAttribution, LayerGradCam
 
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.errors import Cancelled, InputError
-from xai_widgets.methods.captum_methods import input_gradients, path_weights
+from xai_widgets.methods.captum_methods import path_weights
+from xai_widgets.methods.gradients import input_gradients
 
 BATCHED_METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "grad_cam")
 

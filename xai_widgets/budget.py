@@ -90,8 +90,10 @@ def measure(adapter, image: torch.Tensor) -> Cost:
         one = image[:1]
         single, _ = _saved_bytes(adapter, one)
         double, _ = _saved_bytes(adapter, torch.cat([one, one]))
-        _, seconds = _saved_bytes(adapter, torch.cat([one, one]))  # timed warm: the first
-        _COSTS[key] = Cost(max(double - single, 1), seconds / 2)  # passes pay set-up costs
+        # timed warm (the first passes pay set-up costs), the faster of two: a busy
+        # machine slows one pass, and a refusal must not follow from a hiccup
+        seconds = min(_saved_bytes(adapter, torch.cat([one, one]))[1] for _ in range(2))
+        _COSTS[key] = Cost(max(double - single, 1), seconds / 2)
     return _COSTS[key]
 
 
@@ -136,9 +138,10 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
 
     per_target = images_per_target(spec, task.params)
     n_targets = len(task.targets)
-    if per_target == 0 or n_targets == 1:
+    streams = spec.streams_with(task.params)
+    if per_target == 0 or (n_targets == 1 and not streams):
         return spec.compute(task)
-    if max_seconds is not None:
+    if max_seconds is not None and n_targets > 1:
         seconds = seconds_for(task.adapter, task.image, per_target * n_targets)
         if seconds > max_seconds:
             raise InputError(
@@ -146,10 +149,33 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
                 f"this machine ({per_target * n_targets:,} forward+backward passes): pass "
                 "targets=[...] with the classes you need (e.g. the 10 most probable), choose "
                 "a cheaper method (saliency, grad_cam), or raise max_seconds")
+    if streams:  # passes of per_pass images; chunks only bound what is held per target
+        budget = default_budget(task.image.device) if budget is None else int(budget)
+        task = replace(task, per_pass=images_per_pass(task.adapter, task.image, budget))
+        held = held_per_target(task.params) * task.image.numel() * task.image.element_size()
+        chunk = max(1, budget // 2 // held)
+        if chunk >= n_targets:
+            return spec.compute(task)
+        return _chunked(spec, task, chunk)
     per_pass = images_per_pass(task.adapter, task.image, budget, most=max(256, per_target))
     chunk = max(1, per_pass // max(per_target, 1))
     if chunk >= n_targets:
         return spec.compute(task)
+    return _chunked(spec, task, chunk)
+
+
+def held_per_target(params: dict) -> int:
+    """Images a streaming method keeps per target between passes: its result and running
+    sum, plus the noisy copies drawn up front (SmoothGrad, GradientSHAP)."""
+    held = 2
+    if params.get("smoothing", "none") != "none":
+        held += int(params["nt_samples"])
+    return held + int(params.get("n_samples", 0))
+
+
+def _chunked(spec, task, chunk: int):
+    """``spec.compute`` over ``chunk`` targets at a time, filling one result."""
+    n_targets = len(task.targets)
     out = None  # filled chunk by chunk: no second copy of a 1000-map result
     for start in range(0, n_targets, chunk):
         task.check()
@@ -158,8 +184,9 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
         def report(finished: int, total: int, start=start, size=size):
             task.report(start * total + finished * size, n_targets * total)
 
+        # interim rounds are shown only when one chunk holds every target
         part = spec.compute(replace(task, targets=task.targets[start:start + size],
-                                    progress=report)).detach()
+                                    progress=report, on_round=None)).detach()
         if out is None:
             out = part.new_empty((n_targets, *part.shape[1:]))
         out[start:start + size] = part

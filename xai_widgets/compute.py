@@ -28,11 +28,16 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
             data: torch.Tensor | None = None, notes: list[str] | None = None,
             progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None, memory_budget: int | None = None,
-            max_seconds: float | None = MAX_SECONDS) -> Explanation:
+            max_seconds: float | None = MAX_SECONDS,
+            on_round: Callable[[Explanation], None] | None = None) -> Explanation:
     """Explain ``image`` (1,C,H,W, on the model's device) with ``method`` for ``targets``.
 
     Targets are computed in chunks that fit ``memory_budget`` bytes of activations (default:
-    ``budget.default_budget``); work estimated above ``max_seconds`` is refused up front."""
+    ``budget.default_budget``); work estimated above ``max_seconds`` is refused up front.
+    With ``on_round``, slow methods (integrated gradients, SmoothGrad, GradientSHAP,
+    occlusion, LIME, KernelSHAP) refine in rounds and each interim ``Explanation`` (its
+    ``refining`` says how far) goes to ``on_round``; the returned one is final and equals
+    the computation without ``on_round``."""
     start = time.perf_counter()
     if not isinstance(method, str):
         raise InputError(f"method must be a name such as 'integrated_gradients', got {method!r}")
@@ -56,6 +61,28 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
                                       seed=resolved.get("seed", 0))
     task = methods.Task(adapter, image, target_list, resolved, baseline_image, data,
                         progress=progress, cancelled=cancelled, notes=list(notes or []))
+
+    def pack(raw: torch.Tensor, refining: str = "", completeness_error=None) -> Explanation:
+        attributions = raw[:, 0] if spec.spatial else raw.sum(dim=1)
+        return Explanation(
+            attributions=attributions.float().cpu().numpy(), raw=raw.float().cpu().numpy(),
+            targets=target_list, probabilities=probabilities.float().cpu().numpy(),
+            method=method, params=resolved,
+            baseline=baseline if isinstance(baseline, str) else "array", baseline_alpha=alpha,
+            seconds=time.perf_counter() - start, image=image[0].float().cpu().numpy(),
+            baseline_image=(None if baseline_image is None
+                            else baseline_image[0].float().cpu().numpy()),
+            classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),
+            completeness_error=completeness_error, refining=refining)
+
+    if on_round is not None:
+        rounds = []
+
+        def deliver(raw: torch.Tensor, done: int, total: int, unit: str) -> None:
+            rounds.append(done)
+            on_round(pack(raw, f"round {len(rounds)}: {done} of {total} {unit}"))
+
+        task.on_round = deliver
     with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
         # captum warns about hooks it sets and removes and about inputs it marks for grads
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
@@ -72,15 +99,7 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     if not torch.isfinite(raw).all():
         task.notes.append("the backend returned NaN or infinite attributions (a dead or saturated "
                           "model region?); try another method or baseline")
-    return Explanation(
-        attributions=attributions.float().cpu().numpy(), raw=raw.float().cpu().numpy(),
-        targets=target_list, probabilities=probabilities.float().cpu().numpy(), method=method,
-        params=resolved, baseline=baseline if isinstance(baseline, str) else "array",
-        baseline_alpha=alpha, seconds=time.perf_counter() - start,
-        image=image[0].float().cpu().numpy(),
-        baseline_image=None if baseline_image is None else baseline_image[0].float().cpu().numpy(),
-        classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),
-        completeness_error=completeness_error)
+    return pack(raw, completeness_error=completeness_error)
 
 
 def baseline_for(adapter, image: torch.Tensor, baseline: Any, alpha: float = 0.0,

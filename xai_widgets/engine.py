@@ -64,6 +64,7 @@ class Job:
     engine: "Engine"
     on_progress: Callable[[str, float], None] | None = None
     label: str = ""
+    on_error: Callable[[str], None] | None = None
 
     def cancelled(self) -> bool:
         return self.engine.is_stale(self.channel, self.generation)
@@ -75,6 +76,11 @@ class Job:
     def report(self, done: int, total: int) -> None:
         if self.on_progress is not None and not self.cancelled():
             self.on_progress(self.label, done / max(total, 1))
+
+    def publish(self, apply: Callable[[Any], None], result: Any) -> None:
+        """Apply an interim result (a progressive round) now, in the same guarded step as
+        final results, unless a newer job superseded this one."""
+        self.engine._apply(self, apply, result, self.on_error or (lambda message: None))
 
 
 @dataclass
@@ -129,7 +135,7 @@ class Engine:
             for other in supersedes:
                 self._bump(other)
             generation = self._bump(channel)
-            job = Job(channel, generation, self, on_progress, label)
+            job = Job(channel, generation, self, on_progress, label, on_error)
             self._pending[channel] = _Pending(job, work, apply, on_error)
             if channel not in self.channels:
                 self.channels.append(channel)

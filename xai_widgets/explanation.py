@@ -36,6 +36,7 @@ class Explanation:
     as explained and ``baseline_image`` (C, H, W) the baseline after blending, when the
     method uses one. For complete methods (integrated gradients, DeepLift)
     ``completeness_error`` is max_t |Σ map_t − (f_t(x) − f_t(b))| / max_t |f_t(x) − f_t(b)|.
+    ``refining`` is empty for a final result and says how far an interim round got.
     """
 
     attributions: np.ndarray
@@ -52,6 +53,7 @@ class Explanation:
     classes: list[str] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     completeness_error: float | None = None
+    refining: str = ""  # an interim round of a progressive computation ("round 1: 8 of 64 steps")
 
     def __post_init__(self) -> None:
         for name in ("attributions", "raw", "probabilities", "image", "baseline_image"):

@@ -15,25 +15,27 @@ class's score is read from that one forward pass; the numbers equal captum's ``O
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
 
-import numpy as np
 import torch
 from captum.attr import (
     DeepLift,
-    GradientShap,
     GuidedBackprop,
-    InputXGradient,
     IntegratedGradients,
     NoiseTunnel,
-    Saliency,
 )
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
 from xai_widgets.errors import InputError
+from xai_widgets.methods.gradients import (
+    expected_gradients,
+    in_passes,
+    input_gradients,
+    internal_batch_size,
+    noise_tunnel,
+    seeded,
+)
 from xai_widgets.methods.model_checks import (
     available_check,
     deeplift_problem,
@@ -42,6 +44,7 @@ from xai_widgets.methods.model_checks import (
 )
 from xai_widgets.methods.model_surgery import prepared_copy
 from xai_widgets.methods.model_trace import display_name
+from xai_widgets.methods.progressive import node_rounds
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 
 SMOOTHING = (
@@ -58,21 +61,6 @@ SMOOTHING = (
 ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
 UNHOOKED_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.PReLU,
                         nn.SELU, nn.CELU, nn.ReLU6)
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device):
-    """Seed torch's and numpy's generators (captum draws from both) for one computation,
-    leaving the user's random state as it was."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    numpy_state = np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(numpy_state)
-
-
 def smoothed(attribution, task: Task, **kwargs) -> torch.Tensor:
     """Run a captum method on all targets at once, through a NoiseTunnel when asked."""
     p = task.params
@@ -82,16 +70,6 @@ def smoothed(attribution, task: Task, **kwargs) -> torch.Tensor:
         return NoiseTunnel(attribution).attribute(
             task.batch, nt_type=p["smoothing"], nt_samples=p["nt_samples"],
             stdevs=p["nt_stdev"], target=task.targets, **kwargs)
-
-
-def internal_batch_size(task: Task, per_target: int, budget: int = 2**21,
-                        most: int = 256) -> int:
-    """Images per pass: at most ``budget`` input floats and ``most`` images (bigger batches
-    fall out of the CPU caches: 1,000 digits in one pass cost 3× five passes of 200), and
-    never fewer than one image per target."""
-    pixels = task.image.numel()
-    total = len(task.targets) * per_target
-    return max(len(task.targets), min(total, most, budget // max(pixels, 1)))
 
 
 def unhooked_activations(adapter) -> str | None:
@@ -126,28 +104,38 @@ def all_of(*checks):
     return check
 
 
-def input_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """d score[target_i] / d inputs[i] for every row, in one forward and one backward pass.
+def per_target_rows(task: Task, attribute) -> torch.Tensor:
+    """``attribute(inputs, targets)`` of the image for every target, in passes within the
+    memory budget (SmoothGrad through ``noise_tunnel``)."""
+    if task.params["smoothing"] != "none":
+        return noise_tunnel(task, attribute)
+    out = torch.empty_like(task.batch)
+    targets = task.target_tensor
 
-    captum's gradient helper backpropagates ``torch.unbind(outputs)`` (one root per row),
-    which costs as much as the pass itself on big batches; summing the rows is equivalent.
-    """
-    inputs = inputs.detach().requires_grad_(True)
-    scores = model(inputs).gather(1, targets[:, None]).sum()
-    return torch.autograd.grad(scores, inputs)[0]
+    def evaluate(rows: torch.Tensor) -> torch.Tensor:
+        return attribute(task.image.expand(len(rows), *task.image.shape[1:]).contiguous(),
+                         targets[rows])
+
+    def store(rows: torch.Tensor, maps: torch.Tensor) -> None:
+        out[rows] = maps
+
+    in_passes(task, torch.arange(len(targets), device=targets.device), evaluate, store)
+    return out
 
 
 def saliency(task: Task) -> torch.Tensor:
-    if task.params["smoothing"] != "none":
-        return smoothed(Saliency(task.adapter.forward_module), task, abs=task.params["absolute"])
-    grads = input_gradients(task.adapter.forward_module, task.batch, task.target_tensor)
-    return grads.abs() if task.params["absolute"] else grads
+    def gradients(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        grads = input_gradients(task.adapter.forward_module, inputs, targets)
+        return grads.abs() if task.params["absolute"] else grads
+
+    return per_target_rows(task, gradients)
 
 
 def input_x_gradient(task: Task) -> torch.Tensor:
-    if task.params["smoothing"] != "none":
-        return smoothed(InputXGradient(task.adapter.forward_module), task)
-    return task.batch * input_gradients(task.adapter.forward_module, task.batch, task.target_tensor)
+    def times_gradient(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return inputs * input_gradients(task.adapter.forward_module, inputs, targets)
+
+    return per_target_rows(task, times_gradient)
 
 
 def guided_backprop(task: Task) -> torch.Tensor:
@@ -170,22 +158,31 @@ def integrated_gradients(task: Task) -> torch.Tensor:
                         method=p["integration"],
                         internal_batch_size=internal_batch_size(task, p["n_steps"] * p["nt_samples"]))
     step_sizes, alphas = path_weights(p["integration"], p["n_steps"])
-    n_targets = len(task.targets)
-    steps_per_pass = max(1, internal_batch_size(task, p["n_steps"]) // n_targets)
     x, b = task.image, task.baseline
-    total = torch.zeros_like(task.batch)
+    alpha = torch.tensor(alphas, dtype=x.dtype, device=x.device)
+    weight = torch.tensor(step_sizes, dtype=x.dtype, device=x.device)
+    n_targets, n_nodes = len(task.targets), len(alphas)
     targets = task.target_tensor
-    for start in range(0, len(alphas), steps_per_pass):
-        task.check()
-        chunk = torch.tensor(alphas[start:start + steps_per_pass], dtype=x.dtype, device=x.device)
-        weights = torch.tensor(step_sizes[start:start + steps_per_pass], dtype=x.dtype,
-                               device=x.device)
-        points = b + chunk.view(-1, 1, 1, 1) * (x - b)  # (steps, C, H, W)
-        batch = points.repeat_interleave(n_targets, dim=0)
-        grads = input_gradients(task.adapter.forward_module, batch, targets.repeat(len(chunk)))
-        total += (grads.view(len(chunk), n_targets, *x.shape[1:])
-                  * weights.view(-1, 1, 1, 1, 1)).sum(0)
-        task.report(start + len(chunk), len(alphas))
+    total = torch.zeros_like(task.batch)
+    model = task.adapter.forward_module
+
+    def evaluate(rows: torch.Tensor) -> torch.Tensor:  # row = node · n_targets + target
+        nodes = rows // n_targets
+        points = b + alpha[nodes].view(-1, 1, 1, 1) * (x - b)
+        return input_gradients(model, points, targets[rows % n_targets])
+
+    def accumulate(rows: torch.Tensor, grads: torch.Tensor) -> None:
+        total.index_add_(0, rows % n_targets, grads * weight[rows // n_targets].view(-1, 1, 1, 1))
+
+    done, weight_done = 0, 0.0
+    for nodes in (node_rounds(n_nodes) if task.progressive else [list(range(n_nodes))]):
+        chosen = torch.tensor(nodes, device=x.device)
+        rows = (chosen[:, None] * n_targets + torch.arange(n_targets, device=x.device)).reshape(-1)
+        done = in_passes(task, rows, evaluate, accumulate, done, n_nodes * n_targets)
+        weight_done += float(weight[chosen].sum())
+        # an interim round: the nodes so far, re-weighted to the whole path
+        task.deliver(total * (float(weight.sum()) / weight_done) * (x - b),
+                     done // n_targets, n_nodes, "steps")
     return total * (x - b)
 
 
@@ -243,65 +240,13 @@ def check_sums(method: str, maps: torch.Tensor, expected: torch.Tensor, scale: f
 
 def gradient_shap(task: Task) -> torch.Tensor:
     """Expected gradients: baselines drawn from the reference images, else the baseline."""
-    p = task.params
     if task.data is not None:
         baselines = task.data
     else:
         baselines = task.baseline
         task.notes.append("gradient_shap drew its baselines from the chosen baseline only; pass "
                           "data=images to draw them from reference images (expected gradients)")
-    with seeded(p["seed"], task.image.device):
-        return GradientShap(task.adapter.forward_module).attribute(
-            task.batch, baselines=baselines, n_samples=p["n_samples"], stdevs=p["stdev"],
-            target=task.targets)
-
-
-def occlusion_window(size: tuple) -> int:
-    """5 px on a 28 px digit, 16 px on a 224 px photo: 27 × 27 windows instead of 12,100."""
-    return max(5, round(max(size) / 14))
-
-
-def occlusion_windows(height: int, width: int, window: int, stride: int,
-                      device: torch.device) -> torch.Tensor:
-    """Boolean (n_windows, 1, H, W) masks placed exactly as captum's Occlusion places them."""
-    def starts(size):
-        win = min(window, size)
-        count = math.ceil((size - win) / stride) + 1 if size > win else 1
-        return [i * stride for i in range(count)], win
-
-    rows, win_h = starts(height)
-    cols, win_w = starts(width)
-    masks = torch.zeros(len(rows) * len(cols), 1, height, width, dtype=torch.bool, device=device)
-    for i, (r, c) in enumerate((r, c) for r in rows for c in cols):
-        masks[i, 0, r:r + win_h, c:c + win_w] = True
-    return masks
-
-
-def occlusion(task: Task) -> torch.Tensor:
-    p = task.params
-    window, stride = p["window"], p["stride"]
-    _, channels, height, width = task.image.shape
-    if stride > window and window < max(height, width):
-        raise InputError(f"occlusion stride ({stride}) must not exceed the window size ({window}): "
-                         "pixels between windows would never be occluded")
-    if window > max(height, width):
-        raise InputError(f"occlusion window ({window}) is larger than the image ({height}×{width})")
-    model = task.adapter.forward_module
-    masks = occlusion_windows(height, width, window, stride, task.image.device)
-    with torch.no_grad():
-        reference = model(task.image)[0, task.targets]
-        scores = []
-        for start in range(0, len(masks), p["batch_size"]):
-            task.check()
-            chunk = masks[start:start + p["batch_size"]].to(task.image.dtype)
-            occluded = task.image * (1 - chunk) + task.baseline * chunk
-            scores.append(model(occluded)[:, task.targets])
-            task.report(min(start + p["batch_size"], len(masks)), len(masks))
-        drop = reference - torch.cat(scores)  # (n_windows, n_targets)
-    flat = masks.flatten(1).to(drop.dtype)  # (n_windows, H*W)
-    attribution = (drop.T @ flat) / flat.sum(0).clamp_min(1)
-    attribution = attribution.reshape(len(task.targets), 1, height, width)
-    return attribution.expand(-1, channels, -1, -1).contiguous()
+    return expected_gradients(task, baselines)
 
 
 register(MethodSpec(
@@ -313,13 +258,14 @@ register(MethodSpec(
             Param("integration", "choice", "gausslegendre",
                   choices=("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
                            "riemann_middle"))) + SMOOTHING,
-    needs_baseline=True, complete=True))
+    needs_baseline=True, complete=True, streams=lambda p: p.get("smoothing", "none") == "none"))
 register(MethodSpec("saliency", "Saliency (gradient)", "captum",
                     "gradient of the target score with respect to each pixel", saliency,
                     params=(Param("absolute", "bool", True, label="absolute gradient"),)
-                    + SMOOTHING))
+                    + SMOOTHING, streams=True))
 register(MethodSpec("input_x_gradient", "Input × gradient", "captum",
-                    "pixel value times its gradient", input_x_gradient, params=SMOOTHING))
+                    "pixel value times its gradient", input_x_gradient, params=SMOOTHING,
+                    streams=True))
 register(MethodSpec("deeplift", "DeepLift", "captum",
                     "rescale rule: contributions relative to the baseline; sums to "
                     "f(image) − f(baseline)", deeplift, needs_baseline=True, complete=True,
@@ -331,20 +277,9 @@ register(MethodSpec(
     params=(Param("n_samples", "int", 20, 1, 500, 1, label="samples"),
             Param("stdev", "float", 0.0, 0.0, 2.0, 0.01, label="noise std"),
             Param("seed", "int", 0, 0, 2**31 - 1, 1)),
-    needs_baseline=True, uses_data=True, stochastic=True))
+    needs_baseline=True, uses_data=True, stochastic=True, streams=True))
 register(MethodSpec("guided_backprop", "Guided backprop", "captum",
                     "gradients with negative signals stopped at every ReLU", guided_backprop,
                     params=SMOOTHING,
                     available=all_of(unhooked_activations, available_check(guided_problem),
                                      has_activation_modules)))
-register(MethodSpec(
-    "occlusion", "Occlusion", "captum",
-    "score drop when a window of pixels is replaced by the baseline", occlusion,
-    params=(Param("window", "int", 5, 1, 64, 1, label="window size",
-                  help="side of the square occluding box, in pixels (default: 1/14 of the "
-                       "image side, at least 5)", scaled=occlusion_window),
-            Param("stride", "int", 2, 1, 64, 1, help="step between windows, at most the window",
-                  scaled=lambda size: max(2, occlusion_window(size) // 2)),
-            Param("batch_size", "int", 256, 1, 8192, 1, label="batch size",
-                  help="occluded images per forward pass")),
-    needs_baseline=True, spatial=True, shares_passes=True))

@@ -16,9 +16,12 @@ Hidden segments take the baseline's pixels (lime's ``hide_color``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
+from xai_widgets.methods.progressive import sample_rounds
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 from xai_widgets.methods.surrogate import weighted_linear_fit
 from xai_widgets.superpixels import SEGMENTATION_PARAMS, masked_probabilities, segments_for
@@ -40,28 +43,36 @@ def lime_samples(n_samples: int, n_segments: int, seed: int) -> np.ndarray:
     return samples
 
 
-def perturbed_scores(task: Task, draw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The segments, which ones each sample keeps (``draw(n_samples, n_segments, seed)``)
-    and the targets' probabilities of every perturbed image: the shared first half of
-    LIME and KernelSHAP."""
+def fitted_in_rounds(task: Task, draw, fit) -> torch.Tensor:
+    """The shared loop of LIME and KernelSHAP: segment, draw which segments each sample keeps
+    (``draw(n_samples, n_segments, seed)``), score the perturbed images and
+    ``fit(keep, scores) -> (n_segments, n_targets)`` weights, painted onto the segments.
+    Progressive: scored and fitted on the first n/8, n/4, n/2, n samples, each fit shown."""
     p = task.params
     segments = segments_for(task)
-    samples = draw(p["n_samples"], int(segments.max()) + 1, p["seed"])
+    n = p["n_samples"]
+    samples = draw(n, int(segments.max()) + 1, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
-    scores = masked_probabilities(task.adapter, task.image, task.baseline, segments, keep,
-                                  p["batch_size"], task)[:, task.targets]
-    return segments, keep, scores
+    scores, done = [], 0
+    for end in (sample_rounds(n) if task.progressive else [n]):
+        offset = done
+        part = replace(task, progress=lambda d, total, offset=offset: task.report(offset + d, n))
+        scores.append(masked_probabilities(task.adapter, task.image, task.baseline, segments,
+                                           keep[done:end], p["batch_size"], part)[:, task.targets])
+        done = end
+        maps = segment_map(fit(keep[:end], torch.cat(scores)), segments, task)
+        task.deliver(maps, done, n, "samples")
+    return maps
 
 
 def lime(task: Task) -> torch.Tensor:
-    p = task.params
-    segments, keep, scores = perturbed_scores(task, lime_samples)
-    n_segments = keep.shape[1]
-    # cosine distance between each sample and the all-ones row: 1 − sqrt(k / n)
-    distances = 1.0 - (keep.double().sum(1) / n_segments).sqrt()
-    weights = torch.exp(-(distances ** 2) / p["kernel_width"] ** 2).sqrt()
-    coef, _ = weighted_linear_fit(keep, scores, weights, alpha=1.0)
-    return segment_map(coef, segments, task)
+    def fit(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        # cosine distance between each sample and the all-ones row: 1 − sqrt(k / n)
+        distances = 1.0 - (keep.double().sum(1) / keep.shape[1]).sqrt()
+        weights = torch.exp(-(distances ** 2) / task.params["kernel_width"] ** 2).sqrt()
+        return weighted_linear_fit(keep, scores, weights, alpha=1.0)[0]
+
+    return fitted_in_rounds(task, lime_samples, fit)
 
 
 def segment_map(coef: torch.Tensor, segments: torch.Tensor, task: Task) -> torch.Tensor:

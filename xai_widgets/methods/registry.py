@@ -86,7 +86,9 @@ class Task:
 
     ``image`` and ``baseline`` are (1,C,H,W) on the model's device; ``data`` is (N,C,H,W) or
     None. ``report(done, total)`` reports progress; ``check()`` raises ``Cancelled`` once a
-    newer request supersedes this one.
+    newer request supersedes this one. ``on_round(raw, done, total, unit)``, when set, takes
+    each round's interim maps of a progressive method (``done`` of ``total`` steps, samples
+    or windows); methods then order their work so that every round ends with a usable map.
     """
 
     adapter: Any
@@ -98,6 +100,20 @@ class Task:
     progress: Callable[[int, int], None] | None = None
     cancelled: Callable[[], bool] | None = None
     notes: list[str] = field(default_factory=list)
+    on_round: Callable[[torch.Tensor, int, int, str], None] | None = None
+    per_pass: int | None = None  # images one forward+backward pass may hold (memory budget)
+
+    @property
+    def progressive(self) -> bool:
+        """Whether someone watches interim rounds (else the work runs in one-shot order)."""
+        return self.on_round is not None
+
+    def deliver(self, raw: torch.Tensor, done: int, total: int, unit: str) -> None:
+        """Hand an interim result (``done`` of ``total`` ``unit``) to ``on_round``; the last
+        round is the method's return value, not delivered here."""
+        if self.on_round is not None and done < total:
+            self.check()
+            self.on_round(raw.detach(), done, total, unit)
 
     def report(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -145,7 +161,12 @@ class MethodSpec:
     complete: bool = False
     superpixels: bool = False
     shares_passes: bool = False  # one forward pass serves every target (perturbation methods)
+    # batches its own passes to ``task.per_pass`` images for any number of targets
+    streams: bool | Callable[[dict], bool] = False
     available: Callable[[Any], str | None] = lambda adapter: None
+
+    def streams_with(self, params: dict) -> bool:
+        return self.streams(params) if callable(self.streams) else bool(self.streams)
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from xai_widgets.methods.captum_methods import check_sums, seeded
-from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, perturbed_scores, segment_map
+from xai_widgets.methods.captum_methods import check_sums
+from xai_widgets.methods.gradients import seeded
+from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, fitted_in_rounds
 from xai_widgets.methods.model_surgery import TargetSelect, prepared_copy
 from xai_widgets.methods.model_checks import available_check, deep_shap_problem, require
 from xai_widgets.methods.model_trace import plain_copy
@@ -119,11 +120,12 @@ def kernel_shap_samples(n_samples: int, n_segments: int, seed: int) -> np.ndarra
 
 
 def kernel_shap(task: Task) -> torch.Tensor:
-    segments, keep, scores = perturbed_scores(task, kernel_shap_samples)
-    weights = torch.ones(len(keep), dtype=torch.float64)
-    weights[:2] = ENDPOINT_WEIGHT
-    coef, _ = weighted_linear_fit(keep, scores, weights)
-    return segment_map(coef, segments, task)
+    def fit(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        weights = torch.ones(len(keep), dtype=torch.float64)
+        weights[:2] = ENDPOINT_WEIGHT
+        return weighted_linear_fit(keep, scores, weights)[0]
+
+    return fitted_in_rounds(task, kernel_shap_samples, fit)
 
 
 register(MethodSpec(

@@ -33,10 +33,12 @@ def explanation(source, key, baseline, targets, job):
     """Maps of ``targets`` for the view ``key`` (a ``ViewKey``), merged into the store."""
     adapter = source.adapter
     version = adapter.version()
-    # no time limit here: the view shows progress and a newer change stops the work
+    # no time limit here: the view shows progress, each round of a slow method, and a newer
+    # change stops the work
     e = compute(adapter, source.image, key.method, list(targets), dict(key.params),
                 baseline, key.baseline_alpha, source.data, notes=source.notes,
-                progress=job.report, cancelled=job.cancelled, max_seconds=None)
+                progress=job.report, cancelled=job.cancelled, max_seconds=None,
+                on_round=lambda interim: job.publish(source.show_round, interim))
     return source.store.add(version, key, e)
 
 

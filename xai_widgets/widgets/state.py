@@ -221,7 +221,9 @@ class ViewState(traitlets.HasTraits):
     def _on_progress(self, label: str, fraction: float) -> None:
         with self.apply_lock:
             self.set_trait("progress", fraction)
-            self.set_trait("status", f"computing {label}… {fraction:.0%}")
+            refining = self.explanation.refining if self.explanation is not None else ""
+            self.set_trait("status", f"computing {label}… {fraction:.0%}"
+                           + (f" · showing {refining}" if refining else ""))
 
     def _busy(self, what: str) -> None:
         with self.apply_lock:
@@ -253,6 +255,15 @@ class ViewState(traitlets.HasTraits):
         self.submit("explain", partial(jobs.explanation, key=key, baseline=self.baseline,
                                         targets=tuple(missing)),
                      self._show, spec.label, supersedes=("curves", "sanity"))
+
+    def show_round(self, e: Explanation) -> None:
+        """Show an interim round of a slow method while it refines (the bars, segments and
+        diagnostics wait for the final maps)."""
+        if set(self.shown_classes()) <= set(e.targets):
+            self.set_trait("error", "")
+            self.set_trait("status", f"computing {methods.spec(e.method).label}… "
+                           f"showing {e.refining}")
+            self.set_trait("explanation", e)
 
     def _show(self, e: Explanation) -> None:
         self._inflight = None
