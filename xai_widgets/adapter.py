@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from xai_widgets.errors import InputError
-from xai_widgets.outputs import (LogitsModule, Preset, check_layout, check_single_input, compose,
+from xai_widgets.outputs import (LogitsModule, check_layout, check_single_input, compose,
                                  to_channels_last)
+from xai_widgets.presets import read_preset
 
 _CHANNEL_COUNTS = (1, 3, 4)
 
@@ -38,8 +39,10 @@ class ModelAdapter:
     ``preprocess`` maps an image batch (N,C,H,W) in image space (0..1 for uint8 input) to
     what the model takes, e.g. a normalisation; attributions are taken in image space.
     ``output`` is ``"auto"`` (detect probabilities), ``"logits"`` or ``"probabilities"``.
-    ``weights`` is a torchvision weights member: its class names, its resize and centre crop
-    (applied to the image) and its normalisation (the differentiated path). ``layout="NHWC"``
+    ``weights`` is a torchvision weights member, a timm data config (or ``pretrained_cfg``) or
+    a Hugging Face image processor (or ``(processor, model.config)``): its class names (unless
+    ``classes`` are given), its resize and centre crop (applied to the image) and its
+    normalisation (the differentiated path); see ``xai_widgets.presets``. ``layout="NHWC"``
     declares a model that takes (N,H,W,C) batches; images stay (C,H,W) and the permute runs
     after ``preprocess``. ``self.preprocess`` is the whole image-space → model-input map.
     """
@@ -58,11 +61,11 @@ class ModelAdapter:
                              "the model's input")
         check_single_input(model)
         self.layout = check_layout(layout)
-        self.preset = Preset(weights) if weights is not None else None
+        self.preset = read_preset(weights, model) if weights is not None else None
         if self.preset is not None and preprocess is not None:
-            raise InputError("pass either weights= (its transforms() give the resize, crop and "
-                             "normalisation) or preprocess=, not both: drop preprocess, or drop "
-                             "weights and pass classes=weights.meta['categories']")
+            raise InputError("pass either weights= (it gives the resize, crop and normalisation) "
+                             "or preprocess=, not both: drop preprocess, or drop weights and pass "
+                             "classes= (e.g. weights.meta['categories'])")
         if classes is None and self.preset is not None:
             classes = self.preset.classes
         self.model = model

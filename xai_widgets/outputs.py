@@ -3,9 +3,8 @@
 ``LogitsModule`` is the one module every method differentiates: it applies the preprocess
 (a normalisation, a channels-last permute), casts the input to the model's dtype, calls the
 model and turns what it returns (a tuple, a dict, a Hugging Face ``ModelOutput``, a single
-binary logit) into a plain (N, C) tensor of class scores. ``Preset`` reads a torchvision
-``WeightsEnum`` member: its class names, its resize and centre crop (applied once to the
-image) and its normalisation (composed into the differentiated path).
+binary logit) into a plain (N, C) tensor of class scores. What ``weights=`` brings (class
+names, resize and crop, normalisation) is read in ``xai_widgets.presets``.
 
 >>> import torch
 >>> from torch import nn
@@ -24,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xai_widgets.errors import InputError
@@ -192,103 +190,3 @@ def compose(*steps: Callable | None) -> Callable | None:
     """One callable for the steps given (None when there are none; a single step as is)."""
     kept = [step for step in steps if step is not None]
     return None if not kept else kept[0] if len(kept) == 1 else Pipeline(kept)
-
-
-class Normalise:
-    """(x − mean) / std per channel, in the input's dtype and on its device."""
-
-    def __init__(self, mean: list[float], std: list[float]):
-        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, len(self.mean), 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return (x - mean) / std
-
-    def __repr__(self) -> str:
-        return f"Normalise(mean={self.mean}, std={self.std})"
-
-
-_MODES = {"nearest": "nearest", "nearest-exact": "nearest-exact", "bilinear": "bilinear",
-          "bicubic": "bicubic"}
-
-
-class Preset:
-    """A torchvision ``WeightsEnum`` member read by duck typing: ``meta["categories"]``, and
-    ``transforms()`` with ``resize_size``, ``crop_size``, ``mean``, ``std`` and
-    ``interpolation`` (torchvision's ``ImageClassification``)."""
-
-    def __init__(self, weights: Any):
-        meta = getattr(weights, "meta", None)
-        make = getattr(weights, "transforms", None)
-        if not isinstance(meta, Mapping) or "categories" not in meta or not callable(make):
-            raise InputError(f"weights must be a torchvision weights member such as "
-                             f"ResNet18_Weights.DEFAULT (with .meta['categories'] and "
-                             f".transforms()), got {type(weights).__name__}")
-        transform = make()
-        missing = [a for a in ("resize_size", "crop_size", "mean", "std") if not hasattr(transform, a)]
-        if missing:
-            raise InputError(f"weights.transforms() is a {type(transform).__name__} without "
-                             f"{', '.join(missing)}: pass preprocess= and classes= instead of "
-                             "weights= and resize the image yourself")
-        self.classes = [str(c) for c in meta["categories"]]
-        self.resize_size = _size(transform.resize_size)
-        self.crop_size = _size(transform.crop_size)
-        mode = getattr(transform, "interpolation", "bilinear")
-        mode = str(getattr(mode, "value", mode)).lower()
-        if mode not in _MODES:
-            raise InputError(f"the weights resize with {mode!r} interpolation, which is not "
-                             f"supported ({', '.join(_MODES)}): resize the image yourself and pass "
-                             "preprocess= instead of weights=")
-        self.mode = _MODES[mode]
-        self.antialias = bool(getattr(transform, "antialias", True)) and self.mode in ("bilinear", "bicubic")
-        self.normalise = Normalise(list(transform.mean), list(transform.std))
-        if len(self.crop_size) == 1:
-            self.crop_size = self.crop_size * 2
-
-    def geometry(self, batch: torch.Tensor) -> tuple[torch.Tensor, str | None]:
-        """Resize and centre-crop (N,C,H,W) as ``transforms()`` does; an image already of the
-        crop size is kept as it is (so that the shown image is never processed twice)."""
-        height, width = batch.shape[-2:]
-        crop_h, crop_w = self.crop_size
-        if (height, width) == (crop_h, crop_w):
-            return batch, (f"the image is already {crop_h}×{crop_w} (the weights' crop size): it "
-                           "is explained as it is, without the weights' resize and crop")
-        size = self.resized(height, width)
-        if size != [height, width]:
-            align = False if self.mode in ("bilinear", "bicubic") else None
-            batch = F.interpolate(batch, size=size, mode=self.mode, align_corners=align,
-                                  antialias=self.antialias)
-        batch = center_crop(batch, crop_h, crop_w)
-        return batch, (f"the image ({height}×{width}) is resized to {size[0]}×{size[1]} and "
-                       f"centre-cropped to {crop_h}×{crop_w}, as the weights' transforms() do; "
-                       "their normalisation is part of the explained model")
-
-    def resized(self, height: int, width: int) -> list[int]:
-        """torchvision's output size: one number sets the shorter side, two set (h, w)."""
-        if len(self.resize_size) == 2:
-            return list(self.resize_size)
-        short, long = sorted((height, width))
-        new_short, new_long = self.resize_size[0], int(self.resize_size[0] * long / short)
-        return [new_short, new_long] if height <= width else [new_long, new_short]
-
-
-def _size(value: Any) -> list[int]:
-    values = [int(value)] if isinstance(value, (int, float)) else [int(v) for v in value]
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise InputError(f"the weights' transforms() have an unusable size {value!r}: pass "
-                         "preprocess= instead of weights= and resize the image yourself")
-    return values
-
-
-def center_crop(batch: torch.Tensor, crop_h: int, crop_w: int) -> torch.Tensor:
-    """torchvision's centre crop: zero padding where the image is smaller than the crop."""
-    height, width = batch.shape[-2:]
-    if crop_h > height or crop_w > width:
-        pad_w, pad_h = max(crop_w - width, 0), max(crop_h - height, 0)
-        batch = F.pad(batch, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
-        height, width = batch.shape[-2:]
-    top = round((height - crop_h) / 2.0)
-    left = round((width - crop_w) / 2.0)
-    return batch[..., top:top + crop_h, left:left + crop_w].contiguous()

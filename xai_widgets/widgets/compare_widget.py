@@ -38,7 +38,9 @@ class CompareWidget(widgets.VBox):
     depends on the weights, as it should) and its deletion AUC (lower than a random order's =
     faithful).
 
-    Read-only: ``explanations`` ({method: Explanation}), ``sanity`` ({method: SSIM}),
+    ``weights`` (torchvision weights, a timm data config, a Hugging Face image processor) and
+    ``layout`` as in ``ExplainWidget``: every method explains the image as shown (resized and
+    cropped). Read-only: ``explanations`` ({method: Explanation}), ``sanity`` ({method: SSIM}),
     ``deletion_auc`` ({method: (auc, random auc)}), ``status``, ``error``; ``wait()``.
     """
 
@@ -51,13 +53,20 @@ class CompareWidget(widgets.VBox):
     def __init__(self, model, x, methods: Sequence[str] = DEFAULT_METHODS, target: int | None = None,
                  shared_scale: bool = False, with_sanity: bool = False,
                  with_faithfulness: bool = False, data: Any = None, classes=None,
-                 preprocess: Callable | None = None, output: str = "auto"):
-        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
+                 preprocess: Callable | None = None, output: str = "auto", weights: Any = None,
+                 layout: str = "NCHW"):
+        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
+                               weights=weights, layout=layout)
         self._adapter = adapter
         image, _ = adapter.image(x)
         self._image = image[0].cpu().numpy()
         self._target = int(adapter.probabilities(image)[0].argmax()) if target is None else target
-        self._args = (model, x, list(methods), data, with_sanity, with_faithfulness)
+        # the image as shown (resized and cropped by weights=) and adapter.preprocess (their
+        # normalisation, the channels-last permute) are what every method is given
+        shown = image[0].cpu()
+        data = adapter.batch(data, image).cpu() if data is not None else None
+        classes = adapter.classes
+        self._args = (model, shown, list(methods), data, with_sanity, with_faithfulness)
         self._shared = shared_scale
         self._done = threading.Event()
         self._tiles = TilesView(size=150)

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import bqplot
 import ipywidgets as widgets
@@ -41,6 +41,8 @@ class DatasetWidget(widgets.VBox):
     a 2-D embedding coloured by cluster and thumbnails per cluster; clicking a thumbnail
     opens that image in an ExplainWidget below.
 
+    ``weights`` (torchvision weights, a timm data config, a Hugging Face image processor) and
+    ``layout`` as in ``ExplainWidget``: the images are resized and cropped once, as shown.
     Read-only: ``clusters`` (one id per image), ``embedding`` (n×2), ``explanations`` (the
     maps, n×H×W), ``status``, ``error``; ``selected`` (the opened image's index);
     ``wait(timeout)``.
@@ -56,18 +58,22 @@ class DatasetWidget(widgets.VBox):
     def __init__(self, model, images, labels=None, target: int | None = None,
                  method: str | None = None, n_clusters: int | None = None,
                  classes: Sequence[str] | None = None, batch_size: int = 256,
-                 preprocess: Callable | None = None, output: str = "auto"):
+                 preprocess: Callable | None = None, output: str = "auto", weights: Any = None,
+                 layout: str = "NCHW"):
         # one backward pass per image: input × gradient separates the Clever-Hans model as
         # well as integrated gradients does (benchmarks/bench_clever_hans.py) at 1/32 the work
         method = method or "input_x_gradient"
         if method not in BATCHED_METHODS:
             raise InputError(f"{method!r} is not batched over images; choose one of "
                              f"{', '.join(BATCHED_METHODS)}")
-        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output)
-        self._preprocess, self._output = preprocess, output
+        adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
+                               weights=weights, layout=layout)
+        # the images as shown (resized and cropped by weights=); adapter.preprocess holds the
+        # normalisation and the channels-last permute for every later call
+        self._preprocess, self._output = adapter.preprocess, output
         first, _ = adapter.image(images[0])
         self._images = adapter.batch(images, first).cpu()
-        self._model, self._labels, self._classes = model, labels, classes
+        self._model, self._labels, self._classes = model, labels, adapter.classes
         self._target, self._method, self._n_clusters = target, method, n_clusters
         self._batch_size = batch_size
         self._done = threading.Event()
