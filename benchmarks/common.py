@@ -29,5 +29,5 @@ def table(rows: list[dict], columns: list[str]) -> str:
     """A GitHub-markdown table, ready to paste into the README."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(str(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)

@@ -139,7 +139,10 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
     per_target = images_per_target(spec, task.params)
     n_targets = len(task.targets)
     streams = spec.streams_with(task.params)
-    if per_target == 0 or (n_targets == 1 and not streams):
+    if per_target == 0:  # one forward pass serves every target: bound its batches
+        return spec.compute(replace(task, per_pass=images_per_pass(task.adapter, task.image,
+                                                                    budget)))
+    if n_targets == 1 and not streams:
         return spec.compute(task)
     if max_seconds is not None and n_targets > 1:
         seconds = seconds_for(task.adapter, task.image, per_target * n_targets)

@@ -54,11 +54,12 @@ def fitted_in_rounds(task: Task, draw, fit) -> torch.Tensor:
     samples = draw(n, int(segments.max()) + 1, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
     scores, done = [], 0
+    batch_size = min(p["batch_size"], task.per_pass or p["batch_size"])  # the memory budget
     for end in (sample_rounds(n) if task.progressive else [n]):
         offset = done
         part = replace(task, progress=lambda d, total, offset=offset: task.report(offset + d, n))
         scores.append(masked_probabilities(task.adapter, task.image, task.baseline, segments,
-                                           keep[done:end], p["batch_size"], part)[:, task.targets])
+                                           keep[done:end], batch_size, part)[:, task.targets])
         done = end
         maps = segment_map(fit(keep[:end], torch.cat(scores)), segments, task)
         task.deliver(maps, done, n, "samples")

@@ -71,7 +71,8 @@ def check_window(window: int, stride: int, height: int, width: int) -> None:
 
 def occlusion(task: Task) -> torch.Tensor:
     p = task.params
-    window, stride, batch_size = p["window"], p["stride"], p["batch_size"]
+    window, stride = p["window"], p["stride"]
+    batch_size = min(p["batch_size"], task.per_pass or p["batch_size"])  # the memory budget
     _, channels, height, width = task.image.shape
     check_window(window, stride, height, width)
     rows, cols = window_starts(height, window, stride), window_starts(width, window, stride)
