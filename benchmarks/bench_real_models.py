@@ -86,7 +86,7 @@ def run_model(name: str, chosen: list[str], quick: bool) -> list[dict]:
     target = int(adapter.logits(image).argmax())
     budget = default_budget(image.device)
     seconds, _ = timed(lambda: measure(adapter, image))
-    per_pass = min(32, images_per_pass(adapter, image, budget))
+    per_pass = min(256, images_per_pass(adapter, image, budget))  # as ours
     print(f"\n{name}: target {target}, one-time cost measurement {seconds:.1f} s, "
           f"{per_pass} images per pass, budget {budget / 2**30:.2f} GiB", flush=True)
     available = methods.available(adapter)

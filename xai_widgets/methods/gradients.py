@@ -63,12 +63,11 @@ def internal_batch_size(task, per_target: int, budget: int = 2**21, most: int = 
     return max(len(task.targets), min(total, most, budget // max(pixels, 1)))
 
 
-def rows_per_pass(task, cache_floats: int = 2**21, most: int = 256) -> int:
+def rows_per_pass(task, most: int = 256) -> int:
     """Images per pass of a method that batches its own rows: the memory budget's
-    ``task.per_pass`` (see ``budget.images_per_pass``), at most ``cache_floats`` input
-    floats and ``most`` images, at least one."""
-    cap = min(most, max(1, cache_floats // max(task.image.numel(), 1)))
-    return max(1, min(cap, task.per_pass or cap))
+    ``task.per_pass`` (see ``budget.images_per_pass``), at most ``most`` images (bigger CPU
+    batches fall out of the caches), at least one."""
+    return max(1, min(most, task.per_pass or most))
 
 
 def in_passes(task, rows: torch.Tensor, evaluate, accumulate, done: int = 0,
