@@ -84,3 +84,16 @@ def test_expected_channels_resolve_ambiguity(model):
     adapter = ModelAdapter(nn.Sequential(nn.Conv2d(3, 2, 3)))
     image, notes = adapter.image(np.zeros((3, 8, 3), dtype=np.float32))
     assert image.shape == (1, 3, 3, 8)
+
+
+def test_a_baseline_equal_to_the_image_gives_a_zero_map_and_says_why():
+    from xai_widgets import explain
+    from xai_widgets.zoo import load_demo
+
+    model, images, labels, classes = load_demo("mnist")
+    e = explain(model, images[0], "integrated_gradients", targets=[1, 4], baseline="blur",
+                baseline_alpha=1.0)
+    assert not e.attributions.any() and any("baseline equals the image" in n for n in e.notes)
+    moved = explain(model, images[0], "integrated_gradients", targets=[4], baseline="blur",
+                    baseline_alpha=0.5)
+    assert moved.attributions.any() and not any("baseline equals" in n for n in moved.notes)

@@ -86,10 +86,15 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     with torch.enable_grad(), adapter.eval_mode(), warnings.catch_warnings():
         # captum warns about hooks it sets and removes and about inputs it marks for grads
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
-        raw = run_in_chunks(spec, task, memory_budget, max_seconds).detach()
+        if no_difference(image, baseline_image):
+            raw = image.new_zeros(len(target_list), *image.shape[1:])
+            task.notes.append("the baseline equals the image (baseline α = 1): there is no "
+                              "difference to attribute, so the map is zero; lower baseline α")
+        else:
+            raw = run_in_chunks(spec, task, memory_budget, max_seconds).detach()
     attributions = raw[:, 0] if spec.spatial else raw.sum(dim=1)
     completeness_error = None
-    if spec.complete and task.params.get("smoothing", "none") == "none":
+    if spec.complete and task.params.get("smoothing", "none") == "none" and raw.any():
         completeness_error = relative_gap(adapter, attributions, image, baseline_image, target_list)
         if completeness_error > 0.01:
             fix = ("raise n_steps" if "n_steps" in resolved else
@@ -149,6 +154,15 @@ def find_counterfactual(adapter, image: torch.Tensor, target: int, method: str, 
         adapter.counterfactuals[key] = search_counterfactual(
             adapter, image, int(target), method, {}, data, progress=progress, cancelled=cancelled)
     return adapter.counterfactuals[key]
+
+
+def no_difference(image: torch.Tensor, baseline: torch.Tensor | None) -> bool:
+    """Whether a baseline method has nothing to explain: the baseline is the image (up to
+    float rounding of the α blend)."""
+    if baseline is None:
+        return False
+    scale = float(image.abs().max().clamp_min(1.0))
+    return float((image - baseline).abs().max()) <= 1e-6 * scale
 
 
 def relative_gap(adapter, attributions: torch.Tensor, image: torch.Tensor,
