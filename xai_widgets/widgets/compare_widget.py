@@ -26,13 +26,14 @@ from xai_widgets.explain import explain
 from xai_widgets.metrics import deletion_curve
 from xai_widgets.sanity import sanity_check
 from xai_widgets.widgets.panel import escape, set_text, text
+from xai_widgets.widgets.snapshot import StaticFallback, draw_tiles, overlay
 from xai_widgets.widgets.views import TilesView
 
 DEFAULT_METHODS = ("integrated_gradients", "saliency", "guided_backprop", "grad_cam",
                    "occlusion", "lrp")
 
 
-class CompareWidget(widgets.VBox):
+class CompareWidget(StaticFallback, widgets.VBox):
     """Maps of several methods for one target, each with its time; on request each map's
     sanity-check similarity (SSIM to the map of a fully randomised model copy: low = the map
     depends on the weights, as it should) and its deletion AUC (lower than a random order's =
@@ -41,7 +42,8 @@ class CompareWidget(widgets.VBox):
     ``weights`` (torchvision weights, a timm data config, a Hugging Face image processor) and
     ``layout`` as in ``ExplainWidget``: every method explains the image as shown (resized and
     cropped). Read-only: ``explanations`` ({method: Explanation}), ``sanity`` ({method: SSIM}),
-    ``deletion_auc`` ({method: (auc, random auc)}), ``status``, ``error``; ``wait()``.
+    ``deletion_auc`` ({method: (auc, random auc)}), ``status``, ``error``; ``wait()``;
+    ``snapshot()`` (the view as a PNG, kept in the notebook for viewers without a kernel).
     """
 
     explanations = traitlets.Dict(read_only=True)
@@ -72,6 +74,8 @@ class CompareWidget(widgets.VBox):
         self._tiles = TilesView(size=150)
         self._status_line = text("computing…", "muted")
         label = classes[self._target] if classes else str(self._target)
+        self._title = f"class {label}, explained by each method (red = for, blue = against)"
+        self._captions: list[str] = []
         super().__init__([text(f"<b>class {escape(label)}</b>, explained by each method "
                                "(red = for, blue = against)"),
                           self._tiles, self._status_line])
@@ -81,7 +85,26 @@ class CompareWidget(widgets.VBox):
     def wait(self, timeout: float = 120.0) -> "CompareWidget":
         if not self._done.wait(timeout):
             raise TimeoutError(f"the comparison did not finish within {timeout} s")
+        self.refresh_snapshot()
         return self
+
+    def _settled(self) -> bool:
+        return self._done.is_set()
+
+    def _snapshot(self):
+        results, image = self.explanations, self._image
+        if not results:
+            return draw_tiles(self._title, [("", [(overlay(image), "the image")])],
+                              self.status, self.error, size=140)
+        maps = [results[name].map(self._target) for name in results]
+        peak = max(float(np.abs(m).max()) for m in maps)
+        tiles = [(overlay(image, m, peak if self._shared else None),
+                  caption) for m, caption in zip(maps, self._captions)]
+        heading = "shared colour scale" if self._shared else "each map on its own colour scale"
+        return draw_tiles(self._title, [(heading, tiles)], self.status, self.error, size=140)
+
+    def _snapshot_text(self) -> str:
+        return f"CompareWidget: {self._title} · {self.error or self.status or 'computing…'}"
 
     def _work(self):
         model, x, names, data, with_sanity, with_faithfulness = self._args
@@ -105,6 +128,7 @@ class CompareWidget(widgets.VBox):
         self.set_trait("error", message)
         set_text(self._status_line, f"<span class='xai-error'>⚠ {escape(message)}</span>")
         self._done.set()
+        self._snapshot_soon()
 
     def _on_result(self, result) -> None:
         results, sanity, deletion = result
@@ -122,6 +146,7 @@ class CompareWidget(widgets.VBox):
             if name in deletion:
                 lines.append(f"deletion AUC {deletion[name][0]:.2f} (random {deletion[name][1]:.2f})")
             captions.append("\n".join(lines))
+        self._captions = captions
         with self._tiles.hold_sync():
             self._tiles.images = encode(np.repeat(self._image[None], len(names), axis=0))
             self._tiles.maps = encode(maps)
@@ -133,3 +158,4 @@ class CompareWidget(widgets.VBox):
         self.set_trait("status", f"{len(names)} methods")
         set_text(self._status_line, f"<span class='xai-ok'>✓</span> {len(names)} methods")
         self._done.set()
+        self._snapshot_soon()

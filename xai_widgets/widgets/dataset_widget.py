@@ -28,6 +28,7 @@ from xai_widgets.errors import InputError
 from xai_widgets.spray import spray
 from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.panel import escape, set_text, text
+from xai_widgets.widgets.snapshot import StaticFallback, draw_tiles, overlay
 from xai_widgets.widgets.views import TilesView
 
 CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -35,7 +36,7 @@ CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c56
 PER_CLUSTER = 12
 
 
-class DatasetWidget(widgets.VBox):
+class DatasetWidget(StaticFallback, widgets.VBox):
     """Maps of many images (batched over images; default method input × gradient), clustered
     by spectral clustering (SpRAy):
     a 2-D embedding coloured by cluster and thumbnails per cluster; clicking a thumbnail
@@ -45,7 +46,8 @@ class DatasetWidget(widgets.VBox):
     ``layout`` as in ``ExplainWidget``: the images are resized and cropped once, as shown.
     Read-only: ``clusters`` (one id per image), ``embedding`` (n×2), ``explanations`` (the
     maps, n×H×W), ``status``, ``error``; ``selected`` (the opened image's index);
-    ``wait(timeout)``.
+    ``wait(timeout)``; ``snapshot()`` (a PNG of a few maps per cluster, kept in the notebook
+    for viewers without a kernel).
     """
 
     clusters = traitlets.Any(None, read_only=True)
@@ -112,10 +114,29 @@ class DatasetWidget(widgets.VBox):
         """Block until the maps are clustered and shown; raise TimeoutError otherwise."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"the dataset view did not finish within {timeout} s")
+        self.refresh_snapshot()
         return self
+
+    def _settled(self) -> bool:
+        return self._done.is_set()
+
+    def _snapshot(self):
+        images, maps, clusters = self._images.numpy(), self.explanations, self.clusters
+        title = f"{len(images)} images explained by {self._method}"
+        if maps is None or clusters is None:
+            return draw_tiles(title, [("", [(overlay(x), f"#{i}") for i, x in
+                                            enumerate(images[:6])])], self.status, self.error, 80)
+        groups = [(f"cluster {c}: {int((clusters == c).sum())} images",
+                   [(overlay(images[i], maps[i]), f"#{i}") for i in np.flatnonzero(clusters == c)[:6]])
+                  for c in range(int(clusters.max()) + 1)]
+        return draw_tiles(title, groups, self.status, self.error, 80)
+
+    def _snapshot_text(self) -> str:
+        return f"DatasetWidget: {self.error or self.status}"
 
     def close(self) -> None:
         self._closed = True
+        self._stop_snapshots()
         for child in self._detail.children:
             child.close()
         super().close()
@@ -136,6 +157,7 @@ class DatasetWidget(widgets.VBox):
         self.set_trait("status", f"error: {message}")
         set_text(self._status_line, f"<span class='xai-error'>⚠ {escape(message)}</span>")
         self._done.set()
+        self._snapshot_soon()
 
     def _on_result(self, result) -> None:
         maps, clustering = result
@@ -171,6 +193,7 @@ class DatasetWidget(widgets.VBox):
         set_text(self._status_line, f"<span class='xai-ok'>✓</span> {escape(self.status)}; click "
                                     "a thumbnail or a point to open it")
         self._done.set()
+        self._snapshot_soon()
 
     # -- opening one image --------------------------------------------------------------
     def _on_point(self, change) -> None:

@@ -4,7 +4,8 @@ A list of panels over one ``ViewState``: the map, the probabilities, the control
 class tiles, tabs for superpixels, counterfactuals and diagnostics, and the status line.
 Adding a panel is one file and one entry in ``TABS`` (or ``layout``). Notebooks and tests
 drive it through the same traits the front end sets; ``w.state`` is the shared state and
-any panel can be displayed alone: ``display(MapPanel(w.state))``.
+any panel can be displayed alone: ``display(MapPanel(w.state))``. Displayed, it also leaves
+a picture of its settled view for viewers without a kernel (see ``snapshot``).
 
 >>> from xai_widgets import ExplainWidget
 >>> from xai_widgets.zoo import load_demo
@@ -29,6 +30,7 @@ from xai_widgets.widgets.controls_panel import ControlsPanel
 from xai_widgets.widgets.counterfactual_panel import CounterfactualPanel
 from xai_widgets.widgets.diagnostics_panel import DiagnosticsPanel
 from xai_widgets.widgets.map_panel import MapPanel
+from xai_widgets.widgets.snapshot import StaticFallback, draw_explain
 from xai_widgets.widgets.state import ViewState
 from xai_widgets.widgets.status_panel import StatusPanel
 from xai_widgets.widgets.superpixel_panel import SuperpixelPanel, keep_top, top_segments
@@ -46,7 +48,7 @@ def _row(*children, gap: str = "16px") -> widgets.Box:
                                                "align_items": "flex-start", "width": "100%"})
 
 
-class ExplainWidget(widgets.VBox):
+class ExplainWidget(StaticFallback, widgets.VBox):
     """The image, the target's map, the probabilities, the class tiles, the controls.
 
     Takes the ``ViewState`` arguments: ``model, x, method, target, baseline`` (a name,
@@ -56,7 +58,8 @@ class ExplainWidget(widgets.VBox):
     parameters. Every state trait (see
     ``ViewState``) reads and writes through the widget: ``w.method = "saliency"``; a bad
     value raises ``InputError`` at once. ``wait(timeout)`` returns once the view shows the
-    latest state.
+    latest state. ``snapshot()`` is the view as a PNG: displayed, the widget keeps a copy
+    of it in the notebook, redrawn when the view settles (see ``snapshot``).
     """
 
     def __init__(self, model, x, **kwargs):
@@ -75,11 +78,14 @@ class ExplainWidget(widgets.VBox):
         super().__init__([_row(p["map"], p["bars"]), _row(p["controls"], p["classes"]),
                           self.tabs, p["status"]], layout={"width": "100%", "max_width": "1100px"})
         self.add_class("xai-explain-widget")
+        self.state.observe(self._snapshot_soon, ["explanation", "status", "error", "target",
+                                                 "abs_values", "colour_image", "probabilities"])
 
     # -- public ------------------------------------------------------------------------
     def wait(self, timeout: float = 60.0) -> "ExplainWidget":
         """Block until the view shows the latest state; raise TimeoutError otherwise."""
         self.state.wait(timeout)
+        self.refresh_snapshot()  # here too, so the picture reaches the cell that waits
         return self
 
     def panel(self, name: str):
@@ -108,11 +114,28 @@ class ExplainWidget(widgets.VBox):
         self.state.hidden_segments = keep_top(self.state, k)
 
     def close(self) -> None:
+        self._stop_snapshots()
         if hasattr(self, "state"):
             self.state.close()
         for panel in getattr(self, "panels", {}).values():
             panel.close()
         super().close()
+
+    # -- the static picture --------------------------------------------------------------
+    def _snapshot(self):
+        return draw_explain(self.state, self.state.explanation)
+
+    def _snapshot_text(self) -> str:
+        state, e = self.state, self.state.explanation
+        what = f"class {state.label(state.target)}"
+        if e is not None and state.target in e.targets:
+            what += f", p = {e.probabilities[state.target]:.1%}"
+        return f"ExplainWidget: {what} · {state.error or state.status or 'computing…'}"
+
+    def _settled(self) -> bool:
+        e, state = self.state.explanation, self.state
+        return bool(state.error) or (e is not None and not e.refining
+                                     and not state.status.startswith("computing"))
 
     # -- tabs --------------------------------------------------------------------------
     def _on_tab(self, change) -> None:
