@@ -2,7 +2,7 @@
 
 A list of panels over one ``ViewState``: the map, the probabilities, the controls, the
 class tiles, tabs for superpixels, counterfactuals and diagnostics, and the status line.
-Adding a panel is one file and one entry in ``TABS`` (or ``layout``). Notebooks and tests
+Adding a panel is one file and one entry in ``widgets.tabs.TABS`` (or ``layout``). Notebooks and tests
 drive it through the same traits the front end sets; ``w.state`` is the shared state and
 any panel can be displayed alone: ``display(MapPanel(w.state))``. Displayed, it also leaves
 a picture of its settled view for viewers without a kernel (see ``snapshot``).
@@ -27,15 +27,13 @@ import ipywidgets as widgets
 from xai_widgets.widgets.bars_panel import BarsPanel
 from xai_widgets.widgets.classes_panel import ClassesPanel
 from xai_widgets.widgets.controls_panel import ControlsPanel
-from xai_widgets.widgets.counterfactual_panel import CounterfactualPanel
-from xai_widgets.widgets.diagnostics_panel import DiagnosticsPanel
 from xai_widgets.widgets.map_panel import MapPanel
 from xai_widgets.widgets.snapshot import StaticFallback, draw_explain
 from xai_widgets.widgets.state import ViewState
 from xai_widgets.widgets.status_panel import StatusPanel
-from xai_widgets.widgets.superpixel_panel import SuperpixelPanel, keep_top, top_segments
+from xai_widgets.widgets.superpixel_panel import keep_top, top_segments
+from xai_widgets.widgets.tabs import TABS
 
-TABS = (SuperpixelPanel, CounterfactualPanel, DiagnosticsPanel)  # built when first opened
 SETTABLE = ("method", "params", "target", "baseline", "baseline_alpha", "abs_values", "top_k",
             "pinned", "shared_scale", "colour_image", "segmentation", "hidden_segments",
             "counterfactual_target", "counterfactual_method", "morph", "sanity_step", "tab")

@@ -36,6 +36,7 @@ from xai_widgets.methods.counterfactuals import METHODS as CF_METHODS
 from xai_widgets.store import ExplanationStore, ViewKey, mergeable
 from xai_widgets.superpixels import SEGMENTATIONS
 from xai_widgets.widgets import jobs, requests
+from xai_widgets.widgets.tabs import TAB_NAMES
 from xai_widgets.widgets.traits import (
     Baseline,
     Choice,
@@ -46,7 +47,6 @@ from xai_widgets.widgets.traits import (
     MethodParams,
 )
 
-PANELS = ("", "superpixels", "counterfactual", "diagnostics")
 CHANNELS = ("explain", "segments", "mask", "counterfactual", "curves", "sanity")
 
 
@@ -78,7 +78,7 @@ class ViewState(traitlets.HasTraits):
     counterfactual_method = Choice("wachter", CF_METHODS)
     morph = Fraction(0.0, "morph", "0 = x, 1 = x′")
     sanity_step = traitlets.Int(0)
-    tab = Choice("", PANELS)
+    tab = Choice("", TAB_NAMES)
 
     explanation = traitlets.Instance(Explanation, allow_none=True, read_only=True)
     probabilities = traitlets.Any(None, read_only=True)
