@@ -1,0 +1,8 @@
+function d(t,o,a){for(let e of o)t.on(`change:${e}`,a);return a(),()=>{for(let e of o)t.off(`change:${e}`,a)}}var m=`
+.xai-status-view { font: 14px/1.45 var(--xai-font, system-ui, sans-serif); color: inherit; }
+.xai-status-row { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
+.xai-status-view .xai-ok { color: var(--xai-ok, #1b6e20); font-weight: 700; }
+.xai-status-view .xai-error { color: var(--xai-error, #b00020); font-weight: 600; }
+.xai-status-view .xai-busy { opacity: 0.85; }
+.xai-status-view progress { width: 200px; }
+.xai-status-view ul { margin: 2px 0; padding-left: 20px; font-size: 13px; opacity: 0.85; }`;function h({model:t,el:o}){o.classList.add("xai-status-view");let a=document.createElement("style");a.textContent=m;let e=document.createElement("div");e.className="xai-status-row";let r=document.createElement("span");r.className="xai-status";let i=document.createElement("progress");i.max=1,e.append(r,i);let u=document.createElement("ul");o.replaceChildren(a,e,u);function f(){let n=t.get("kind"),p=t.get("text");if(r.replaceChildren(),n==="ok"||n==="error"){let s=document.createElement("span");s.className=n==="ok"?"xai-ok":"xai-error",s.textContent=n==="ok"?"\u2713 ":"\u26A0 ",r.append(s)}let c=document.createElement("span");c.className=n==="error"?"xai-error":n==="busy"?"xai-busy":"",c.textContent=p,r.append(c),o.dataset.kind=n;let l=t.get("progress");i.style.visibility=l>=0?"visible":"hidden",l>=0&&(i.value=l),u.replaceChildren(...t.get("notes").map(s=>{let x=document.createElement("li");return x.textContent=s,x}))}return d(t,["kind","text","progress","notes"],f)}var y={render:h};export{y as default};
