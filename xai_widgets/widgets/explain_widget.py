@@ -70,6 +70,7 @@ class ExplainWidget(StaticFallback, widgets.VBox):
         self.tabs.titles = tuple(tab.title for tab in TABS)
         self.tabs.selected_index = None
         self.tabs.add_class("xai-panels")
+        self.tabs.add_class("xai-no-tab")  # no empty bordered box under the closed tabs
         self.tabs.observe(self._on_tab, "selected_index")
         self.state.observe(lambda _: self._show_tab(), "tab")
         p = self.panels
@@ -141,6 +142,9 @@ class ExplainWidget(StaticFallback, widgets.VBox):
         name = "" if index is None else TABS[index].name
         if name:
             self.panel(name)
+            self.tabs.remove_class("xai-no-tab")
+        else:
+            self.tabs.add_class("xai-no-tab")
         self.state.set("tab", name)
 
     def _show_tab(self) -> None:
