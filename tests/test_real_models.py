@@ -32,11 +32,12 @@ import_torchvision()  # skips the module when torchvision is missing
 SIZES = {"hf_vit": 32}  # the rest: 64×64
 ARCHITECTURES = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny",
                  "vit_b_16", "hf_vit"]
+TRANSFORMER_ONLY = {"attention_rollout", "attention_relevance"}
 REFUSED = {  # architecture -> methods that must give a reason instead of a map
-    "resnet18": {"lrp"},
-    "mobilenet_v3_small": {"deeplift", "guided_backprop", "lrp", "deep_shap"},
-    "efficientnet_b0": {"deeplift", "guided_backprop", "lrp", "deep_shap"},
-    "convnext_tiny": {"deeplift", "guided_backprop", "lrp", "deep_shap"},
+    "resnet18": {"lrp"} | TRANSFORMER_ONLY,
+    "mobilenet_v3_small": {"deeplift", "guided_backprop", "lrp", "deep_shap"} | TRANSFORMER_ONLY,
+    "efficientnet_b0": {"deeplift", "guided_backprop", "lrp", "deep_shap"} | TRANSFORMER_ONLY,
+    "convnext_tiny": {"deeplift", "guided_backprop", "lrp", "deep_shap"} | TRANSFORMER_ONLY,
     "vit_b_16": {"deeplift", "guided_backprop", "lrp", "deep_shap"},
     "hf_vit": {"deeplift", "guided_backprop", "lrp", "deep_shap"},
 }
@@ -49,6 +50,7 @@ REASON_WORDS = {  # words a reason must contain: it names the cause and where
     ("hf_vit", "deeplift"): ["GELUActivation", "attention"],
     ("hf_vit", "guided_backprop"): ["GELUActivation"],
     ("hf_vit", "lrp"): ["LayerNorm"],
+    ("resnet18", "attention_rollout"): ["needs a vision transformer", "no attention layers"],
 }
 
 
@@ -309,5 +311,7 @@ def test_library_exceptions_become_input_errors(model, image, monkeypatch):
 def test_available_needs_no_image():
     """available() traces a guessed input (a size the model declares, else 32, 28, 64, 224)."""
     demo_model = load_demo("mnist")[0]
-    assert all(reason is None for reason in methods.available(demo_model).values())
+    reasons = methods.available(demo_model)
+    assert all(reasons[name] is None for name in reasons if name not in TRANSFORMER_ONLY)
+    assert all("no attention layers" in reasons[name] for name in TRANSFORMER_ONLY)
     assert methods.available(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))["lrp"] is None

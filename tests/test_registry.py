@@ -4,7 +4,7 @@ from xai_widgets import InputError, methods
 
 EXPECTED = {"saliency", "input_x_gradient", "integrated_gradients", "deeplift", "gradient_shap",
             "guided_backprop", "occlusion", "grad_cam", "lrp", "deep_shap", "gradient_explainer",
-            "kernel_shap", "lime"}
+            "kernel_shap", "lime", "attention_rollout", "attention_relevance"}
 
 
 def test_all_methods_are_registered():
@@ -14,7 +14,7 @@ def test_all_methods_are_registered():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_specs_are_complete(name):
     spec = methods.spec(name)
-    assert spec.label and spec.description and spec.backend in ("captum", "shap", "lime")
+    assert spec.label and spec.description and spec.backend in ("captum", "shap", "lime", "torch")
     for param in spec.params:
         assert param.validate(param.default) == param.default
         if param.kind in ("int", "float"):
@@ -53,4 +53,7 @@ def test_superpixel_methods_carry_segmentation_parameters():
 
 
 def test_available_on_the_demo_model(model):
-    assert all(reason is None for reason in methods.available(model).values())
+    transformer_only = {"attention_rollout", "attention_relevance"}  # the demo is a CNN
+    reasons = methods.available(model)
+    assert all(reasons[name] is None for name in reasons if name not in transformer_only)
+    assert all("no attention layers" in reasons[name] for name in transformer_only)
