@@ -44,20 +44,30 @@ def jupyter_server(root: Path, config: Path, log_path: Path):
     port = free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR":
            str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(config / "workspaces")}
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
+               "--port", str(port), "--ServerApp.token=", "--ServerApp.password=",
+               "--allow-root", f"--ServerApp.root_dir={root}"]
+    with serve(command, port, log_path, "jupyter lab", env=env) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(command: list, port: int, log_path: Path, what: str, env: dict | None = None,
+          cwd: Path | None = None, timeout: float = 90.0):
+    """Run a server ``command`` (its output to ``log_path``), yield its URL once ``port``
+    answers, and stop it by its PID at the end (killed if it does not stop in 20 s)."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
-             "--port", str(port), "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
-             f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log,
+                                   stderr=subprocess.STDOUT)
         try:
-            deadline = time.time() + 90
+            deadline = time.time() + timeout
             while True:
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=1):
                         break
                 except OSError:
                     if process.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"jupyter lab did not start; see {log_path}") from None
+                        raise RuntimeError(f"{what} did not start; see {log_path}") from None
                     time.sleep(0.2)
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -66,6 +76,7 @@ def jupyter_server(root: Path, config: Path, log_path: Path):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
 
 BROWSER_MARKS = [  # a test module's pytestmark

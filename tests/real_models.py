@@ -75,6 +75,16 @@ def resnet18_1000() -> torch.nn.Module:
     return torchvision.models.resnet18(weights=None).eval()
 
 
+def vit_b_16() -> torch.nn.Module:
+    """torchvision's ViT-B/16 with random weights (seed 0) and a usable head: torchvision
+    zero-initialises the head, which would make every map zero."""
+    torchvision = import_torchvision()
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None).eval()
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)
+    return model
+
+
 def rgb_image(size: int = 224) -> torch.Tensor:
     """scikit-image's cat photo (chelsea) as a float (3, size, size) tensor in 0..1."""
     from skimage import data

@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from tests.conftest import checksum
+from tests import real_models
 from tests.real_models import hf_vit, import_torchvision, rgb_image
 from xai_widgets import explain, methods
 from xai_widgets.adapter import ModelAdapter
@@ -22,11 +23,7 @@ NAMES = ("attention_rollout", "attention_relevance")
 
 @pytest.fixture(scope="module")
 def vit_b_16():
-    torchvision = import_torchvision()
-    torch.manual_seed(0)
-    model = torchvision.models.vit_b_16(weights=None).eval()
-    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision zero-initialises it
-    return model
+    return real_models.vit_b_16()
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, BROWSER_MARKS, ROOT, free_port
+from tests.browser_support import ARTIFACTS, BROWSER_MARKS, ROOT, free_port, serve
 
 pytest.importorskip("marimo")
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -58,29 +55,11 @@ def marimo_app(folder, log_path):
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "MARIMO_SKIP_UPDATE_CHECK": "1"}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "marimo", "run", str(NOTEBOOK), "--headless", "--no-token",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + TIMEOUT / 1000
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"marimo run did not start; see {log_path}") from None
-                    time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    command = [sys.executable, "-m", "marimo", "run", str(NOTEBOOK), "--headless",
+               "--no-token", "--host", "127.0.0.1", "--port", str(port)]
+    with serve(command, port, log_path, "marimo run", env=env, cwd=folder,
+               timeout=TIMEOUT / 1000) as url:
+        yield url + "/"
 
 
 @pytest.fixture

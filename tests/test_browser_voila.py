@@ -16,15 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, BROWSER_MARKS, ROOT, free_port
+from tests.browser_support import ARTIFACTS, BROWSER_MARKS, ROOT, free_port, serve
 
 pytestmark = BROWSER_MARKS
 pytest.importorskip("voila")
@@ -40,30 +38,12 @@ def voila_server(notebook: Path, config: Path, log_path: Path):
     yields the URL once the port answers, stops the server by its PID at the end."""
     port = free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config)}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(notebook), "--no-browser",
-             "--Voila.ip=127.0.0.1", f"--port={port}", f"--Voila.root_dir={notebook.parent}",
-             "--VoilaExecutor.startup_timeout=180", "--VoilaExecutor.timeout=300",
-             "--show_tracebacks=True"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent)
-        try:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"voila did not start; see {log_path}") from None
-                    time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    command = [sys.executable, "-m", "voila", str(notebook), "--no-browser",
+               "--Voila.ip=127.0.0.1", f"--port={port}", f"--Voila.root_dir={notebook.parent}",
+               "--VoilaExecutor.startup_timeout=180", "--VoilaExecutor.timeout=300",
+               "--show_tracebacks=True"]
+    with serve(command, port, log_path, "voila", env=env, cwd=notebook.parent) as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,32 @@ def test_a_baseline_equal_to_the_image_gives_a_zero_map_and_says_why():
     moved = explain(model, images[0], "integrated_gradients", targets=[4], baseline="blur",
                     baseline_alpha=0.5)
     assert moved.attributions.any() and not any("baseline equals" in n for n in moved.notes)
+
+
+def test_the_prediction_of_an_image_is_computed_once_per_image_and_model():
+    from xai_widgets.adapter import ModelAdapter
+    from xai_widgets.compute import compute
+    from xai_widgets.zoo import load_demo
+
+    model, images, labels, classes = load_demo("mnist")
+    adapter = ModelAdapter(model)
+    image, _ = adapter.image(images[0])
+    seen = []
+    handle = model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+    try:
+        before = compute(adapter, image, "saliency", [1])
+        first = len(seen)
+        compute(adapter, image, "input_x_gradient", [1])
+        assert len(seen) == first + 1  # its own gradient pass, no new pass for the prediction
+        with torch.no_grad():
+            model.fc2.bias[1] += 1.0  # a changed model predicts anew
+        shifted = compute(adapter, image, "saliency", [1])
+        assert shifted.probabilities[1] > before.probabilities[1]
+        other, _ = adapter.image(images[1])  # another image is predicted anew
+        np.testing.assert_allclose(compute(adapter, other, "saliency", [1]).probabilities,
+                                   adapter.probabilities(other)[0].numpy(), rtol=1e-6)
+    finally:
+        handle.remove()
+        with torch.no_grad():
+            model.fc2.bias[1] -= 1.0
+    assert shifted.probabilities[1] > compute(adapter, image, "saliency", [1]).probabilities[1]

@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
-from torch import nn
 
-from tests.real_models import hf_vit, import_torchvision, rgb_image
+from tests import real_models
+from tests.real_models import hf_vit, rgb_image
 from xai_widgets import explain, methods
 
 
 @pytest.fixture(scope="module")
 def vit_b_16():
-    torchvision = import_torchvision()
-    torch.manual_seed(0)
-    model = torchvision.models.vit_b_16(weights=None).eval()
-    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision zero-initialises it
-    return model
+    return real_models.vit_b_16()
 
 
 def blocks_of(cam: np.ndarray, patch: int) -> np.ndarray:

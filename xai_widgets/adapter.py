@@ -90,6 +90,7 @@ class ModelAdapter:
             False if output == "logits" else None)
         self.n_classes: int | None = None
         self.counterfactuals: dict = {}  # counterfactual baselines already searched
+        self._scores: tuple | None = None  # (image, model version, scores) of the last image
 
     # -- facts about the model -------------------------------------------------------
     @property
@@ -180,6 +181,18 @@ class ModelAdapter:
                              "image(s); an image classifier must return (batch, n_classes) scores")
         self.n_classes = out.shape[1]
         return out
+
+    def image_scores(self, image: torch.Tensor) -> torch.Tensor:
+        """``logits(image)``, remembered for the last image: switching methods on one image
+        (what the widget does) costs no new forward pass for the prediction. The image is
+        held, so its identity and in-place version identify it; any change to the model's
+        parameters is a new computation."""
+        version = self.version()
+        last = self._scores
+        if (last is None or last[0] is not image or last[1] != image._version
+                or last[2] != version):
+            last = self._scores = (image, image._version, version, self.logits(image))
+        return last[3]
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities: softmax of the logits, or the model's own probabilities."""

@@ -47,7 +47,7 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
         raise InputError(f"{method} cannot explain this model: {reason}")
     resolved = spec.resolve(dict(params or {}), tuple(image.shape[-2:]))
     alpha = check_alpha(baseline_alpha)
-    scores = adapter.logits(image)[0]
+    scores = adapter.image_scores(image)[0]
     if not torch.isfinite(scores).all():
         shown = ", ".join(f"{v:.3g}" for v in scores[:6].tolist()) + (" …" if len(scores) > 6 else "")
         raise InputError(f"the model returned NaN or infinite scores for this image: [{shown}]; "

@@ -19,17 +19,7 @@ mean row), laid out on the patch grid (``cam_methods.token_grid``) and upsampled
 >>> import torch
 >>> from torch import nn
 >>> from xai_widgets import explain, methods
->>> class TinyViT(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.patch = nn.Conv2d(3, 8, 4, stride=4)
-...         self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
-...         self.head = nn.Linear(8, 3)
-...     def forward(self, x):
-...         tokens = self.patch(x).flatten(2).transpose(1, 2)               # (N, 16, 8)
-...         tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], 1)  # a class token
-...         out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-...         return self.head(out[:, 0])
+>>> from xai_widgets.zoo.nets import TinyViT
 >>> e = explain(TinyViT(), torch.rand(3, 16, 16), "attention_rollout", targets=[0, 2])
 >>> e.attributions.shape
 (2, 16, 16)

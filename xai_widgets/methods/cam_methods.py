@@ -9,19 +9,7 @@ patch still matters (as pytorch-grad-cam does with ``blocks[-1].norm1``). Works 
 torchvision's ``VisionTransformer`` (``nn.MultiheadAttention``) and Hugging Face ViTs (a
 module whose class name ends in ``Attention``).
 
->>> import torch
->>> from torch import nn
->>> class TinyViT(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.patch = nn.Conv2d(3, 8, 4, stride=4)
-...         self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
-...         self.head = nn.Linear(8, 3)
-...     def forward(self, x):
-...         tokens = self.patch(x).flatten(2).transpose(1, 2)               # (N, 16, 8)
-...         tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], 1)  # a class token
-...         out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-...         return self.head(out[:, 0])
+>>> from xai_widgets.zoo.nets import TinyViT
 >>> last_attention(TinyViT())[0]
 'attention'
 >>> token_grid(17)

@@ -43,3 +43,25 @@ class MnistCNN(nn.Module):
         x = x.reshape(x.shape[0], 320)
         x = self.fc1_drop(self.relu3(self.fc1(x)))
         return self.fc2(x)
+
+
+class TinyViT(nn.Module):
+    """The smallest vision transformer, for examples: 4×4 patches of a 16×16 RGB image, one
+    attention layer (``nn.MultiheadAttention``), a class token, three classes.
+
+    >>> import torch
+    >>> TinyViT()(torch.rand(2, 3, 16, 16)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)               # (N, 16, 8)
+        tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], 1)  # a class token
+        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return self.head(out[:, 0])
