@@ -23,6 +23,7 @@ compare equal work either way. The figures in ``docs/benchmarks.md`` come from t
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 import warnings
@@ -101,18 +102,16 @@ def run_model(name: str, chosen: list[str], quick: bool) -> list[dict]:
             print(f"  {label:22s} n/a: {available[method][:90]}", flush=True)
             continue
         resolved = methods.spec(method).resolve(params, (224, 224))
-        first = []
-        start = time.perf_counter()
-        before = peak_reset()
         try:
-            ours, _ = timed(lambda: compute(
-                adapter, image, method, [target], params, max_seconds=None,
-                on_round=lambda e: first or first.append(time.perf_counter() - start)))
+            ours, first, peak = run_ours(adapter, image, method, target, params)
+            cold = None
+            if ours < 5:  # cheap: time it again warm, as the widget's next change runs it
+                cold = ours
+                ours, first, peak = run_ours(adapter, image, method, target, params)
         except Exception as error:  # noqa: BLE001 - a failure is a row of the table
             rows.append({**row, "ours (s)": f"error: {str(error)[:80]}"})
             print(f"  {label:22s} error: {error}", flush=True)
             continue
-        peak = _status("VmHWM") - before
         kind, n_images = floor_work(method, resolved)
         floor = floor_seconds(model, image, kind, n_images, per_pass)
         library = LIBRARY.get(method)
@@ -120,7 +119,8 @@ def run_model(name: str, chosen: list[str], quick: bool) -> list[dict]:
             run_library(library, model, adapter, image, target, resolved)
         rows.append({
             **row, "ours (s)": f"{ours:.2f}",
-            "first map (s)": f"{first[0]:.2f} ({first[0] / ours:.0%})" if first else "—",
+            "first call (s)": f"{cold:.2f}" if cold is not None else "—",
+            "first map (s)": f"{first:.2f} ({first / ours:.0%})" if first else "—",
             "floor (s)": f"{floor:.2f}", "floor work": f"{kind} ×{n_images}",
             "ours / floor": f"{ours / floor:.2f}×",
             "library (s)": f"{lib_seconds:.2f}" if lib_seconds is not None else lib_note,
@@ -129,6 +129,18 @@ def run_model(name: str, chosen: list[str], quick: bool) -> list[dict]:
         print(f"  {label:22s} " + "  ".join(f"{k} {v}" for k, v in rows[-1].items()
                                             if k != "method"), flush=True)
     return rows
+
+
+def run_ours(adapter, image, method: str, target: int, params: dict):
+    """Seconds of our call as the widget makes it (rounds to a listener), seconds to the
+    first round (or None), and the extra peak resident memory."""
+    first = []
+    start = time.perf_counter()
+    before = peak_reset()
+    compute(adapter, image, method, [target], params, max_seconds=None,
+            on_round=lambda e: first or first.append(time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    return seconds, (first[0] if first else None), _status("VmHWM") - before
 
 
 def floor_seconds(model, image: torch.Tensor, kind: str, n_images: int, per_pass: int) -> float:
@@ -146,6 +158,9 @@ def floor_seconds(model, image: torch.Tensor, kind: str, n_images: int, per_pass
 
 
 def run_library(library, model, adapter, image, target, params) -> tuple[float | None, str]:
+    """The library's call on a copy: a call that fails half-way can leave its hooks on the
+    model (captum's DeepLift on in-place ReLUs does), which must not reach our next call."""
+    model, image = copy.deepcopy(model), image.clone()  # captum marks inputs requires_grad
     try:
         return timed(lambda: library(model, adapter, image, target, params))[0], ""
     except MemoryError as error:
@@ -165,7 +180,7 @@ def main() -> None:
     for name in args.models:
         rows = run_model(name, args.methods, args.quick)
         print(f"\n### {name}\n")
-        print(table(rows, ["method", "ours (s)", "first map (s)", "floor (s)", "floor work",
+        print(table(rows, ["method", "ours (s)", "first call (s)", "first map (s)", "floor (s)", "floor work",
                            "ours / floor", "library (s)", "library / ours", "peak (MiB)"]))
         print(flush=True)
     np.random.seed(0)

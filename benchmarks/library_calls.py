@@ -74,7 +74,8 @@ def occlusion(model, adapter, image, target, p):
 
 
 def grad_cam(model, adapter, image, target, p):
-    layer = list(adapter.conv_layers().values())[-1]
+    name = list(adapter.conv_layers())[-1]  # the same layer in the library's copy
+    layer = dict(model.named_modules())[name]
     cam = LayerGradCam(model, layer).attribute(image, target=target)
     return LayerAttribution.interpolate(cam, image.shape[-2:], "bilinear")
 

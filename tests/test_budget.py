@@ -31,7 +31,9 @@ def test_the_per_image_cost_grows_with_the_image():
     large = per_image_bytes(adapter, adapter.image(torch.rand(3, 128, 128))[0])
     assert 12 < large / small < 20  # 16× the pixels
     image = adapter.image(torch.rand(3, 128, 128))[0]
-    assert images_per_pass(adapter, image, budget=4 * large, most=1000) == 4
+    # each image counts a quarter more than autograd saves (the backward's working memory)
+    assert images_per_pass(adapter, image, budget=5 * large, most=1000) == 4
+    assert images_per_pass(adapter, image, budget=5 * large - 8, most=1000) == 3
 
 
 @pytest.mark.parametrize("method, params", [("saliency", {}), ("integrated_gradients", {"n_steps": 8}),

@@ -105,9 +105,12 @@ def images_per_pass(adapter, image: torch.Tensor, budget: int | None = None,
                     most: int = 256) -> int:
     """How many images one forward+backward pass may hold within ``budget`` bytes
     (default: ``default_budget``), at most ``most`` (bigger CPU batches fall out of the
-    caches), at least one."""
+    caches), at least one. Besides what autograd saves, the backward pass holds gradients
+    of the largest activations while it runs: a quarter more per image (ResNet-50 at 224 px
+    peaked 8 % over the budget without it)."""
     budget = default_budget(image.device) if budget is None else int(budget)
-    return max(1, min(most, budget // max(per_image_bytes(adapter, image), 1)))
+    per_image = max(per_image_bytes(adapter, image) * 5 // 4, 1)
+    return max(1, min(most, budget // per_image))
 
 
 def seconds_for(adapter, image: torch.Tensor, n_images: int) -> float:
@@ -122,9 +125,9 @@ def images_per_target(spec, params: dict) -> int:
     forward pass serves every target at once (occlusion, the superpixel methods)."""
     if spec.shares_passes:
         return 0
-    n = 1
-    for name in ("n_steps", "n_samples", "background_size"):
-        n *= int(params.get(name, 1))
+    n = int(params.get("n_steps", 1)) * int(params.get("n_samples", 1))
+    if "n_samples" not in params:  # DeepSHAP: every background image; sampling methods
+        n *= int(params.get("background_size", 1))  # draw one background per sample
     if params.get("smoothing", "none") != "none":
         n *= int(params["nt_samples"])
     return n

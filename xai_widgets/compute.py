@@ -69,7 +69,7 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
             targets=target_list, probabilities=probabilities.float().cpu().numpy(),
             method=method, params=resolved,
             baseline=baseline if isinstance(baseline, str) else "array", baseline_alpha=alpha,
-            seconds=time.perf_counter() - start, image=image[0].float().cpu().numpy(),
+            seconds=time.perf_counter() - start, image=image[0].detach().float().cpu().numpy(),
             baseline_image=(None if baseline_image is None
                             else baseline_image[0].float().cpu().numpy()),
             classes=adapter.classes, notes=tuple(adapter.notes) + tuple(task.notes),

@@ -69,7 +69,7 @@ def lrp_model(adapter, params: dict, image: torch.Tensor | None = None) -> nn.Mo
     """A prepared copy of the model (activations out of place, one module per call, traced
     on ``image`` or a guessed input) with one LRP rule per layer; the user's model is never
     touched."""
-    model = prepared_copy(adapter, image)
+    model = prepared_copy(adapter, image, keep=False)  # the rules below change the copy
     composite = LRP_COMPOSITES[params["rule"]](params)
     for parent in list(model.modules()):
         for name, child in parent.named_children():

@@ -122,11 +122,34 @@ class TargetSelect(nn.Module):
 
 
 def prepared_copy(adapter, image: torch.Tensor | None, clone_outputs: bool = False,
-                  split_pools: bool = False) -> nn.Module:
+                  split_pools: bool = False, keep: bool = True) -> nn.Module:
     """A copy of the logits module for hooks: compiled modules unwrapped, eval mode,
     activations out of place, each layer called k > 1 times per pass split into k copies
     (``PerUse``); with ``clone_outputs`` every layer's output cloned and with
-    ``split_pools`` overlapping max-pools made non-overlapping (for shap)."""
+    ``split_pools`` overlapping max-pools made non-overlapping (for shap).
+
+    With ``keep`` the last copy is kept on the adapter for the same model version, image
+    shape and options, so a new target or parameter does not copy and trace the model
+    again; a method that changes its copy (LRP sets rules) passes ``keep=False``."""
+    if not keep:
+        return _prepare(adapter, image, clone_outputs, split_pools)
+    key = (adapter.version(), None if image is None else tuple(image.shape), clone_outputs,
+           split_pools)
+    kept = getattr(adapter, "_prepared", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    adapter._prepared = None  # the old copy goes before the new one is made
+    model = _prepare(adapter, image, clone_outputs, split_pools)
+    adapter._prepared = (key, model)
+    return model
+
+
+def forget_prepared(adapter) -> None:
+    """Drop the kept copy (after a failure that may have left hooks on it)."""
+    adapter._prepared = None
+
+
+def _prepare(adapter, image, clone_outputs: bool, split_pools: bool) -> nn.Module:
     model = plain_copy(adapter)
     for module in model.modules():
         if isinstance(getattr(module, "inplace", None), bool):

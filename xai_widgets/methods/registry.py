@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from xai_widgets.errors import Cancelled, InputError
+from xai_widgets.methods.model_surgery import forget_prepared
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,10 @@ def guarded(spec: MethodSpec) -> Callable[[Task], torch.Tensor]:
         try:
             return compute(task)
         except (InputError, Cancelled):
+            forget_prepared(task.adapter)
             raise
         except Exception as error:  # the boundary users see
+            forget_prepared(task.adapter)
             message = " ".join(str(error).split())
             if len(message) > 400:
                 message = message[:400] + " …"
