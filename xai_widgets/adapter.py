@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from xai_widgets.errors import InputError
-from xai_widgets.outputs import (LogitsModule, check_layout, check_single_input, compose,
-                                 to_channels_last)
+from xai_widgets.outputs import (
+    LogitsModule,
+    check_layout,
+    check_single_input,
+    compose,
+    to_channels_last,
+)
 from xai_widgets.presets import read_preset
 
 _CHANNEL_COUNTS = (1, 3, 4)
@@ -84,13 +90,14 @@ class ModelAdapter:
                               "(C,H,W) and are permuted just before the model")
         if ends_in_softmax:
             self.notes.append("the model ends in Softmax: attributions are taken on the "
-                              "logits before it; probabilities are their softmax, as the model computes them")
+                              "logits before it; probabilities are their softmax, as the model "
+                              "computes them")
         self._strips_softmax = ends_in_softmax
         self._returns_probabilities: bool | None = True if output == "probabilities" else (
             False if output == "logits" else None)
         self.n_classes: int | None = None
         self.counterfactuals: dict = {}  # counterfactual baselines already searched
-        self._scores: tuple | None = None  # (image, model version, scores) of the last image
+        self._scores: list = []  # (image, its version, model version, scores), newest last
 
     # -- facts about the model -------------------------------------------------------
     @property
@@ -163,8 +170,9 @@ class ModelAdapter:
     def _check_channels(self, channels: int, what: str) -> None:
         expected = self.expected_channels
         if expected is not None and channels != expected:
-            fix = ("convert it to grayscale (PIL: img.convert('L'); tensor: x.mean(0, keepdim=True))"
-                   if expected == 1 else f"give it {expected} channels (e.g. x.repeat({expected}, 1, 1))")
+            fix = ("convert it to grayscale (PIL: img.convert('L'); "
+                   "tensor: x.mean(0, keepdim=True))" if expected == 1 else
+                   f"give it {expected} channels (e.g. x.repeat({expected}, 1, 1))")
             raise InputError(f"{what} has {channels} channel(s) but the model's first conv layer "
                              f"expects {expected}: {fix}")
 
@@ -183,16 +191,17 @@ class ModelAdapter:
         return out
 
     def image_scores(self, image: torch.Tensor) -> torch.Tensor:
-        """``logits(image)``, remembered for the last image: switching methods on one image
-        (what the widget does) costs no new forward pass for the prediction. The image is
-        held, so its identity and in-place version identify it; any change to the model's
-        parameters is a new computation."""
+        """``logits(image)`` of one (1,C,H,W) image, remembered for the last two images (the
+        image and its baseline): switching methods on one image (what the widget does) and
+        checking a map's sum cost no new forward pass. The images are held, so identity and
+        in-place version identify them; any change to the model's parameters recomputes."""
         version = self.version()
-        last = self._scores
-        if (last is None or last[0] is not image or last[1] != image._version
-                or last[2] != version):
-            last = self._scores = (image, image._version, version, self.logits(image))
-        return last[3]
+        for kept in self._scores:
+            if kept[0] is image and kept[1] == image._version and kept[2] == version:
+                return kept[3]
+        scores = self.logits(image)
+        self._scores = [*self._scores[-1:], (image, image._version, version, scores)]
+        return scores
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities: softmax of the logits, or the model's own probabilities."""
@@ -216,7 +225,8 @@ class ModelAdapter:
         """``"all"``, an int or a list of ints, validated against the number of classes."""
         if isinstance(targets, str):
             if targets != "all":
-                raise InputError(f"targets must be 'all', an int or a list of ints, got {targets!r}")
+                raise InputError("targets must be 'all', an int or a list of ints, "
+                                 f"got {targets!r}")
             return list(range(n_classes))
         items = [targets] if np.ndim(targets) == 0 else list(np.asarray(targets).ravel())
         if not items:
@@ -224,7 +234,8 @@ class ModelAdapter:
         out = []
         for item in items:
             if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
-                raise InputError(f"target {item!r} is not a class index: pass ints in 0..{n_classes - 1}")
+                raise InputError(f"target {item!r} is not a class index: "
+                                 f"pass ints in 0..{n_classes - 1}")
             if not 0 <= int(item) < n_classes:
                 raise InputError(f"target {int(item)} is out of range: the model has {n_classes} "
                                  f"classes, so targets must be in 0..{n_classes - 1}")
@@ -261,8 +272,8 @@ def to_chw(x: Any, expected_channels: int | None = None) -> tuple[torch.Tensor, 
     shape = tuple(x.shape)
     if len(shape) == 4:
         if shape[0] != 1:
-            raise InputError(f"got a batch of {shape[0]} images {shape} where one image is expected: "
-                             "pass one of them, e.g. images[0]")
+            raise InputError(f"got a batch of {shape[0]} images {shape} where one image is "
+                             "expected: pass one of them, e.g. images[0]")
         x = x[0]
         shape = shape[1:]
     if len(shape) == 2:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,8 @@ def compute(adapter, image: torch.Tensor, method: str, targets: Any = "all",
     alpha = check_alpha(baseline_alpha)
     scores = adapter.image_scores(image)[0]
     if not torch.isfinite(scores).all():
-        shown = ", ".join(f"{v:.3g}" for v in scores[:6].tolist()) + (" …" if len(scores) > 6 else "")
+        shown = (", ".join(f"{v:.3g}" for v in scores[:6].tolist())
+                 + (" …" if len(scores) > 6 else ""))
         raise InputError(f"the model returned NaN or infinite scores for this image: [{shown}]; "
                          "check its weights (a diverged training run, a bad checkpoint) and that "
                          "the image is scaled and normalised as the model expects (preprocess=)")
@@ -168,7 +170,7 @@ def no_difference(image: torch.Tensor, baseline: torch.Tensor | None) -> bool:
 def relative_gap(adapter, attributions: torch.Tensor, image: torch.Tensor,
                  baseline: torch.Tensor, targets: list[int]) -> float:
     """max over targets |Σ map − (f_t(x) − f_t(b))|, relative to the largest |f_t(x) − f_t(b)|."""
-    scores = adapter.logits(torch.cat([image, baseline]))[:, targets]
-    gap = (scores[0] - scores[1]).double()
+    gap = (adapter.image_scores(image)[0, targets]
+           - adapter.image_scores(baseline)[0, targets]).double()
     error = (attributions.flatten(1).sum(1).double() - gap).abs().max()
     return float(error / gap.abs().max().clamp_min(1e-12))

@@ -156,7 +156,8 @@ def integrated_gradients(task: Task) -> torch.Tensor:
         return smoothed(IntegratedGradients(task.adapter.forward_module), task,
                         baselines=task.baseline_batch, n_steps=p["n_steps"],
                         method=p["integration"],
-                        internal_batch_size=internal_batch_size(task, p["n_steps"] * p["nt_samples"]))
+                        internal_batch_size=internal_batch_size(task,
+                                                                p["n_steps"] * p["nt_samples"]))
     step_sizes, alphas = path_weights(p["integration"], p["n_steps"])
     x, b = task.image, task.baseline
     alpha = torch.tensor(alphas, dtype=x.dtype, device=x.device)
@@ -195,8 +196,7 @@ def deeplift(task: Task) -> torch.Tensor:
     model = prepared_copy(task.adapter, task.image, split_pools=True)
     maps = DeepLift(model).attribute(task.batch, baselines=task.baseline_batch,
                                      target=task.targets)
-    with torch.no_grad():
-        scores = model(torch.cat([task.image, task.baseline]))
+    scores = [task.adapter.image_scores(x)[0] for x in (task.image, task.baseline)]
     gap = (scores[0] - scores[1])[task.targets]
     # relative to the largest gap, floored at 1 % of the largest logit (a tiny gap is no scale)
     scale = max(float(gap.abs().max()), 0.01 * float(scores[0].abs().max()))
