@@ -10,12 +10,12 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
+from xai_widgets.widgets.bars_view import OTHERS, bar_rows
 from xai_widgets.widgets.controls import FIT
 from xai_widgets.widgets.panel import Panel, escape, set_text, text
 
 PREDICTED, TARGET, OTHER, REST = "#4c72b0", "#d62728", "#9aa9bf", "#6b6b6b"
 ROLES = ["other", "predicted", "target", "rest"]
-OTHERS = "all others"
 
 
 def legend() -> widgets.HTML:
@@ -61,22 +61,15 @@ class BarsPanel(Panel):
 
     def render(self) -> None:
         state = self.state
-        p = np.asarray(state.probabilities)
+        names, values, roles = bar_rows(state)
         shown = state.shown_classes()
-        names = [state.label(c) for c in shown]
-        values = [float(p[c]) for c in shown]
-        predicted = int(np.argmax(p))
-        roles = [ROLES[2] if c == state.target else ROLES[1] if c == predicted else ROLES[0]
-                 for c in shown]
-        if len(shown) < state.n_classes:
-            names.append(OTHERS)
-            values.append(max(0.0, 1.0 - sum(values)))
-            roles.append(ROLES[3])
+        predicted = int(np.argmax(np.asarray(state.probabilities)))
         if self.horizontal:  # rows are drawn bottom-up: the most probable class on top
             names, values, roles = names[::-1], values[::-1], roles[::-1]
         with self.bars.hold_sync():
             self.bars.x = names
             self.bars.y = values
             self.bars.color = roles
-        note = "" if predicted in shown else f" · predicted: {escape(state.label(predicted))} (not shown)"
+        note = ("" if predicted in shown else
+                f" · predicted: {escape(state.label(predicted))} (not shown)")
         set_text(self.caption, f"prediction for {escape(state.shown)}{note}", "muted")
