@@ -40,6 +40,8 @@ def floor_work(method: str, p: dict) -> tuple[str, int]:
         return "forward", p["n_samples"]
     if method == "attention_rollout":
         return "forward", 1
+    if method in ("deeplift", "deep_shap"):  # the image and its reference, both propagated
+        return "backward", 2
     return "backward", 1
 
 
