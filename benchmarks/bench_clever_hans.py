@@ -25,14 +25,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import median_seconds, table  # noqa: E402
-from xai_widgets import explain  # noqa: E402
-from xai_widgets.batch import explain_many  # noqa: E402
-from xai_widgets.datasets import plant_shortcut  # noqa: E402
-from xai_widgets.metrics import deletion_curve, relevance_mass  # noqa: E402
-from xai_widgets.sanity import sanity_check  # noqa: E402
-from xai_widgets.spray import purity, spray  # noqa: E402
-from xai_widgets.zoo import load_clever_hans, load_demo  # noqa: E402
+from benchmarks.common import median_seconds, table
+from xai_widgets import explain
+from xai_widgets.batch import explain_many
+from xai_widgets.datasets import plant_shortcut
+from xai_widgets.metrics import deletion_curve, relevance_mass
+from xai_widgets.sanity import sanity_check
+from xai_widgets.spray import purity, spray
+from xai_widgets.zoo import load_clever_hans, load_demo
 
 warnings.filterwarnings("ignore")
 METHODS = ["integrated_gradients", "saliency", "input_x_gradient", "deeplift", "guided_backprop",
@@ -40,7 +40,8 @@ METHODS = ["integrated_gradients", "saliency", "input_x_gradient", "deeplift", "
 
 
 def weights_digest(model) -> str:
-    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in model.state_dict().values())).hexdigest()
+    weights = b"".join(t.numpy().tobytes() for t in model.state_dict().values())
+    return hashlib.sha256(weights).hexdigest()
 
 
 def main() -> None:
@@ -58,7 +59,8 @@ def main() -> None:
         for name, model in (("Clever-Hans model", demo.model), ("clean twin", demo.twin)):
             maps = [explain(model, x, method=method, targets=7, data=reference).map(7)
                     for x in tagged]
-            row[name] = f"{np.mean([relevance_mass(m, k) for m, k in zip(maps, masks)]):.3f}"
+            masses = [relevance_mass(m, k) for m, k in zip(maps, masks, strict=True)]
+            row[name] = f"{np.mean(masses):.3f}"
         rows.append(row)
         print(row, flush=True)
     print("\nmean relevance mass on the tag (target 7, 250 tagged held-out digits; the tag "
@@ -70,9 +72,11 @@ def main() -> None:
     for method in ["integrated_gradients", "saliency", "input_x_gradient", "gradient_shap",
                    "guided_backprop", "grad_cam"]:
         checks = [sanity_check(demo.twin, x, method=method, data=reference) for x in clean[:20]]
+        after_fc2 = np.mean([c.rank_correlation[1] for c in checks])
+        all_layers = np.mean([c.rank_correlation[-1] for c in checks])
         sanity_rows.append({"method": method,
-                            "rank correlation after fc2": f"{np.mean([c.rank_correlation[1] for c in checks]):.2f}",
-                            "rank correlation, all layers": f"{np.mean([c.rank_correlation[-1] for c in checks]):.2f}",
+                            "rank correlation after fc2": f"{after_fc2:.2f}",
+                            "rank correlation, all layers": f"{all_layers:.2f}",
                             "SSIM, all layers": f"{np.mean([c.ssim[-1] for c in checks]):.2f}"})
         print(sanity_rows[-1], flush=True)
     print(f"\ncascading randomisation of the clean twin (20 digits); weights unchanged: "
@@ -101,8 +105,9 @@ def main() -> None:
 
     images = clean[:1000]
     for method, steps in (("input_x_gradient", 1), ("integrated_gradients", 32)):
-        ours = median_seconds(lambda: explain_many(demo.model, images, method=method, n_steps=steps),
-                              repeats=3, warmup=1)
+        ours = median_seconds(
+            lambda: explain_many(demo.model, images, method=method, n_steps=steps),
+            repeats=3, warmup=1)
         alphas = torch.linspace(1 / steps, 1, steps).view(-1, 1, 1, 1, 1)
         points = (alphas * images[None]).flatten(0, 1)
         targets = torch.arange(len(points)) % 10
@@ -115,7 +120,8 @@ def main() -> None:
         extra = {"n_steps": steps} if method == "integrated_gradients" else {}
         start = time.perf_counter()
         for x in images[:100]:
-            explain(demo.model, x, method=method, targets=int(demo.model(x[None]).argmax()), **extra)
+            explain(demo.model, x, method=method, targets=int(demo.model(x[None]).argmax()),
+                    **extra)
         loop = (time.perf_counter() - start) * 10  # 100 timed, scaled to 1,000
         print(f"\nDatasetWidget work, 1,000 images, {method} ({steps} pass(es) per image), "
               f"predicted class: ours {ours:.2f} s, floor (one forward+backward of all "

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import table  # noqa: E402
-from xai_widgets import counterfactual  # noqa: E402
-from xai_widgets.zoo import load_autoencoder, load_demo  # noqa: E402
+from benchmarks.common import table
+from xai_widgets import counterfactual
+from xai_widgets.zoo import load_autoencoder, load_demo
 
 warnings.filterwarnings("ignore")
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=50)
     args = parser.parse_args()
-    model, images, labels, _ = load_demo("mnist")
+    model, images, _labels, _ = load_demo("mnist")
     data, digits = images[500:], images[: args.n]
     rng = np.random.default_rng(0)
     with torch.no_grad():
@@ -39,7 +39,7 @@ def main() -> None:
     rows = []
     for method in ("wachter", "prototype", "adversarial"):
         results = [counterfactual(model, x, target=t, method=method, data=data)
-                   for x, t in zip(digits, targets)]
+                   for x, t in zip(digits, targets, strict=True)]
         ok = [r for r in results if r.success]
         with torch.no_grad():
             errors = [float(torch.nn.functional.mse_loss(autoencoder(torch.tensor(r.image)[None]),

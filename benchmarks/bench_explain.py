@@ -13,16 +13,26 @@ import sys
 from pathlib import Path
 
 import torch
-from captum.attr import (LRP, DeepLift, GradientShap, GuidedBackprop, InputXGradient,
-                         IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
+from captum.attr import (
+    LRP,
+    DeepLift,
+    GradientShap,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import median_seconds, table  # noqa: E402
-from xai_widgets import explain  # noqa: E402
-from xai_widgets.methods.occlusion_methods import occlusion_windows  # noqa: E402
-from xai_widgets.methods.lrp_methods import lrp_model  # noqa: E402
-from xai_widgets.adapter import ModelAdapter  # noqa: E402
-from xai_widgets.zoo import load_demo  # noqa: E402
+from benchmarks.common import median_seconds, table
+from xai_widgets import explain
+from xai_widgets.adapter import ModelAdapter
+from xai_widgets.methods.lrp_methods import lrp_model
+from xai_widgets.methods.occlusion_methods import occlusion_windows
+from xai_widgets.zoo import load_demo
 
 TARGETS = list(range(10))
 
@@ -98,11 +108,12 @@ def main() -> None:
                      "ours / floor": f"{ours / floor:.2f}×",
                      "naive / ours": f"{naive / ours:.1f}×"})
         print(f"{name:22s} ours {ours * 1e3:7.1f} ms  floor {floor * 1e3:7.1f} ms  naive "
-              f"{naive * 1e3:8.1f} ms  ours/floor {ours / floor:5.2f}  naive/ours {naive / ours:6.1f}",
+              f"{naive * 1e3:8.1f} ms  ours/floor {ours / floor:5.2f}  "
+              f"naive/ours {naive / ours:6.1f}",
               flush=True)
     print()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed CNN, one 28×28 digit, "
-          "10 targets")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed CNN, "
+          "one 28×28 digit, 10 targets")
     print(table(rows, list(rows[0])))
 
 

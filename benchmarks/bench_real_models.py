@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import table  # noqa: E402
-from benchmarks.library_calls import LIBRARY, floor_work  # noqa: E402
-from tests.real_models import import_torchvision, rgb_image  # noqa: E402
-from xai_widgets import methods  # noqa: E402
-from xai_widgets.adapter import ModelAdapter  # noqa: E402
-from xai_widgets.budget import default_budget, images_per_pass, measure  # noqa: E402
-from xai_widgets.compute import compute  # noqa: E402
+from benchmarks.common import table
+from benchmarks.library_calls import LIBRARY, floor_work
+from tests.real_models import import_torchvision, rgb_image
+from xai_widgets import methods
+from xai_widgets.adapter import ModelAdapter
+from xai_widgets.budget import default_budget, images_per_pass, measure
+from xai_widgets.compute import compute
 
 warnings.filterwarnings("ignore")
 METHODS = ["saliency", "input_x_gradient", "integrated_gradients", "smoothgrad",
@@ -180,8 +180,9 @@ def main() -> None:
     for name in args.models:
         rows = run_model(name, args.methods, args.quick)
         print(f"\n### {name}\n")
-        print(table(rows, ["method", "ours (s)", "first call (s)", "first map (s)", "floor (s)", "floor work",
-                           "ours / floor", "library (s)", "library / ours", "peak (MiB)"]))
+        print(table(rows, ["method", "ours (s)", "first call (s)", "first map (s)", "floor (s)",
+                           "floor work", "ours / floor", "library (s)", "library / ours",
+                           "peak (MiB)"]))
         print(flush=True)
     np.random.seed(0)
 

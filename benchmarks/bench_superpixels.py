@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import median_seconds, table  # noqa: E402
-from xai_widgets import ExplainWidget, explain  # noqa: E402
-from xai_widgets.superpixels import compose, segment  # noqa: E402
-from xai_widgets.zoo import load_demo  # noqa: E402
+from benchmarks.common import median_seconds, table
+from xai_widgets import ExplainWidget, explain
+from xai_widgets.superpixels import compose, segment
+from xai_widgets.zoo import load_demo
 
 SAMPLES = 1000
 

@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from benchmarks.common import percentile, table  # noqa: E402
-from ipywidgets import Widget  # noqa: E402
-from ipywidgets.widgets.widget import _remove_buffers  # noqa: E402
+import numpy as np
+import pytest
+from ipywidgets import Widget
+from ipywidgets.widgets.widget import _remove_buffers
 
-from xai_widgets import ExplainWidget, methods  # noqa: E402
-from xai_widgets.zoo import load_demo  # noqa: E402
+from benchmarks.common import percentile, table
+from xai_widgets import ExplainWidget, methods
+from xai_widgets.zoo import load_demo
 
 CHANGES = 50
 CASES = [("saliency", {}), ("input_x_gradient", {}), ("deeplift", {}), ("guided_backprop", {}),

@@ -22,7 +22,7 @@ def median_seconds(fn, repeats: int = 15, warmup: int = 2) -> float:
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from captum.attr import (LRP, DeepLift, GradientShap, GuidedBackprop, InputXGradient,
-                         IntegratedGradients, KernelShap, LayerAttribution, LayerGradCam,
-                         NoiseTunnel, Occlusion, Saliency)
+from captum.attr import (
+    LRP,
+    DeepLift,
+    GradientShap,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    KernelShap,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 
 from xai_widgets.budget import available_memory, per_image_bytes
 from xai_widgets.superpixels import segment_or_grid

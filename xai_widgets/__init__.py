@@ -14,5 +14,6 @@ from xai_widgets.explain import explain
 from xai_widgets.explanation import Explanation
 from xai_widgets.widgets import CompareWidget, DatasetWidget, ExplainWidget
 
-__all__ = ["CompareWidget", "DatasetWidget", "ExplainWidget", "Explanation", "InputError", "counterfactual", "explain", "methods"]
+__all__ = ["CompareWidget", "DatasetWidget", "ExplainWidget", "Explanation", "InputError",
+           "counterfactual", "explain", "methods"]
 __version__ = "0.1.0"

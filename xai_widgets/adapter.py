@@ -196,12 +196,12 @@ class ModelAdapter:
         checking a map's sum cost no new forward pass. The images are held, so identity and
         in-place version identify them; any change to the model's parameters recomputes."""
         version = self.version()
-        for kept in self._scores:
-            if kept[0] is image and kept[1] == image._version and kept[2] == version:
-                return kept[3]
-        scores = self.logits(image)
-        self._scores = [*self._scores[-1:], (image, image._version, version, scores)]
-        return scores
+        hit = [kept for kept in self._scores
+               if kept[0] is image and kept[1] == image._version and kept[2] == version]
+        kept = hit[0] if hit else (image, image._version, version, self.logits(image))
+        # least recently used first: the image outlives a stream of fresh baselines
+        self._scores = [*(k for k in self._scores if k is not kept)][-1:] + [kept]
+        return kept[3]
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities: softmax of the logits, or the model's own probabilities."""

@@ -33,7 +33,7 @@ def value_range(x: torch.Tensor, data: torch.Tensor | None = None) -> tuple[floa
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(round(3 * sigma)))
+    radius = max(1, round(3 * sigma))
     grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (grid / sigma) ** 2)
     kernel = kernel / kernel.sum()

@@ -13,7 +13,7 @@ shared batches of at most ``batch_size`` images.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ def explain_many(model, images, targets=None, method: str = "integrated_gradient
     first, _ = adapter.image(images[0])
     batch = adapter.batch(images, first)
     with torch.no_grad():
-        predicted = torch.cat([adapter.logits(chunk).argmax(1) for chunk in batch.split(batch_size)])
+        predicted = torch.cat([adapter.logits(chunk).argmax(1)
+                               for chunk in batch.split(batch_size)])
     if targets is None:
         target = predicted
     elif np.ndim(targets) == 0:

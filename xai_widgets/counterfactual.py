@@ -10,7 +10,8 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.methods.counterfactuals import Counterfactual, search_counterfactual

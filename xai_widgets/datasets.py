@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ KINDS = ("tag", "background", "stripe")
 
 def cue_mask(kind: str, shape: tuple[int, int, int], size: int = 4) -> torch.Tensor:
     """Where a cue of ``kind`` sits in an image of ``shape`` (C, H, W): a bool mask."""
-    channels, height, width = shape
+    _channels, height, _width = shape
     mask = torch.zeros(shape, dtype=torch.bool)
     if kind == "tag":  # a small bright square in the top-left corner, like a copyright tag
         mask[:, 1:1 + size, 1:1 + size] = True
@@ -57,7 +57,7 @@ def plant_shortcut(images, labels, kind: str = "tag", fraction: float = 0.5,
     images = images.float().clone()
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(np.isin(labels.numpy(), list(classes)))
-    chosen = rng.choice(candidates, size=int(round(fraction * len(candidates))), replace=False)
+    chosen = rng.choice(candidates, size=round(fraction * len(candidates)), replace=False)
     masks = torch.zeros(images.shape, dtype=torch.bool)
     shape = tuple(images.shape[1:])
     for i in chosen:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from xai_widgets.errors import Cancelled, InputError
 
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[Any, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 
 
@@ -61,7 +62,7 @@ class Job:
 
     channel: str
     generation: int
-    engine: "Engine"
+    engine: Engine
     on_progress: Callable[[str, float], None] | None = None
     label: str = ""
     on_error: Callable[[str], None] | None = None
@@ -91,8 +92,8 @@ class _Pending:
     on_error: Callable[[str], None]
 
 
-_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-_JOBS: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_JOBS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 
 @atexit.register
@@ -174,7 +175,8 @@ class Engine:
             self._pending.clear()
             self._changed.notify_all()
         thread = self._thread
-        if join_timeout is not None and thread is not None and thread is not threading.current_thread():
+        if (join_timeout is not None and thread is not None
+                and thread is not threading.current_thread()):
             thread.join(join_timeout)
 
     # -- worker ------------------------------------------------------------------------

@@ -72,10 +72,11 @@ class Explanation:
     def map(self, target: int) -> np.ndarray:
         """The (H, W) attribution map of one target class."""
         if target not in self.targets:
-            raise InputError(f"target {target} was not explained; explained targets: {self.targets}")
+            raise InputError(f"target {target} was not explained; "
+                             f"explained targets: {self.targets}")
         return self.attributions[self.targets.index(target)]
 
-    def merged(self, other: "Explanation") -> "Explanation":
+    def merged(self, other: Explanation) -> Explanation:
         """This explanation with ``other``'s targets added (same image, method, parameters
         and baseline; computed for more classes later)."""
         new = [i for i, t in enumerate(other.targets) if t not in self.targets]

@@ -67,14 +67,16 @@ class Curve:
 
 def _curve(model, x, attribution, target: int, steps: int, baseline, insert: bool,
            seed: int, preprocess=None) -> Curve:
-    adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, preprocess=preprocess)
+    adapter = (model if isinstance(model, ModelAdapter)
+               else ModelAdapter(model, preprocess=preprocess))
     image, _ = adapter.image(x)
     heat = torch.as_tensor(_as_map(attribution), dtype=image.dtype, device=image.device)
     if tuple(heat.shape) != tuple(image.shape[-2:]):
         raise InputError(f"the map is {tuple(heat.shape)} but the image is "
                          f"{tuple(image.shape[-2:])}")
     reference = (torch.zeros_like(image) if baseline is None else
-                 torch.as_tensor(baseline, dtype=image.dtype, device=image.device).reshape(image.shape))
+                 torch.as_tensor(baseline, dtype=image.dtype,
+                                 device=image.device).reshape(image.shape))
     pixels = heat.numel()
     fractions = np.linspace(0, 1, steps + 1)
     generator = torch.Generator().manual_seed(seed)

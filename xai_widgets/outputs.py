@@ -19,8 +19,8 @@ names, resize and crop, normalisation) is read in ``xai_widgets.presets``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,7 +119,8 @@ def scores_tensor(out: Any) -> tuple[torch.Tensor, str | None]:
         return logits, f"the model returns a {kind}: its .logits are taken as the class scores"
     if isinstance(out, Mapping):
         if isinstance(out.get("logits"), torch.Tensor):
-            return out["logits"], "the model returns a dict: its 'logits' entry is taken as the class scores"
+            return out["logits"], ("the model returns a dict: its 'logits' entry is taken as the "
+                                   "class scores")
         tensors = [key for key, value in out.items() if isinstance(value, torch.Tensor)]
         if len(tensors) == 1:
             return out[tensors[0]], (f"the model returns a dict: its only tensor, {tensors[0]!r}, "

@@ -59,7 +59,7 @@ class ViewKey:
 
     @classmethod
     def of(cls, method: str, params: dict | None = None, baseline: Any = "zero",
-           baseline_alpha: float = 0.0) -> "ViewKey":
+           baseline_alpha: float = 0.0) -> ViewKey:
         """The key of a view state; a baseline the method does not use is left out, so
         moving the baseline slider under saliency is a cache hit, not a recomputation."""
         items = tuple(sorted((params or {}).items()))

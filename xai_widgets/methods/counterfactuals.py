@@ -27,8 +27,9 @@ message, never an exception.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ class Counterfactual:
 
     def step(self, morph: float) -> int:
         """The path index nearest to ``morph`` in 0..1 (0 = x, 1 = x′)."""
-        return int(round(float(np.clip(morph, 0.0, 1.0)) * (len(self.path) - 1)))
+        return round(float(np.clip(morph, 0.0, 1.0)) * (len(self.path) - 1))
 
     def __repr__(self) -> str:
         return (f"Counterfactual(method={self.method!r}, target={self.target}, "
@@ -156,7 +157,9 @@ def wachter(search: Search) -> tuple[torch.Tensor, int]:
                 break  # 100 steps after the flip: the sparsity term has pulled back toward x
         elif steps % 25 == 0:
             lam /= 2  # Wachter: relax the distance term until the class flips
-    return (best if best is not None else (x + delta).clamp(search.low, search.high).detach()), steps
+    if best is None:
+        best = (x + delta).clamp(search.low, search.high).detach()
+    return best, steps
 
 
 def class_prototype(search: Search, encode) -> torch.Tensor:
@@ -206,7 +209,9 @@ def prototype(search: Search) -> tuple[torch.Tensor, int]:
                 best, best_l1 = candidate.detach(), l1
             elif steps % 25 == 0:
                 break  # no longer getting sparser
-    return (best if best is not None else (x + delta).clamp(search.low, search.high).detach()), steps
+    if best is None:
+        best = (x + delta).clamp(search.low, search.high).detach()
+    return best, steps
 
 
 def adversarial(search: Search) -> tuple[torch.Tensor, int]:
@@ -221,7 +226,8 @@ def adversarial(search: Search) -> tuple[torch.Tensor, int]:
         if search.flipped(logits):
             break
         grad, = torch.autograd.grad(F.cross_entropy(logits, target), candidate)
-        candidate = (candidate.detach() - p["step_size"] * grad.sign()).clamp(search.low, search.high)
+        step = p["step_size"] * grad.sign()
+        candidate = (candidate.detach() - step).clamp(search.low, search.high)
     return candidate.detach(), steps
 
 
@@ -249,7 +255,8 @@ def search_counterfactual(adapter, image: torch.Tensor, target: Any, method: str
     resolved = resolve(method, dict(params or {}))
     with torch.no_grad():
         original = adapter.probabilities(image)[0]
-    (target,) = adapter.check_targets(target, original.shape[0]) if np.ndim(target) == 0 else (None,)
+    (target,) = (adapter.check_targets(target, original.shape[0]) if np.ndim(target) == 0
+                 else (None,))
     if target is None:
         raise InputError("target must be one class index")
     low, high = value_range(image, data)

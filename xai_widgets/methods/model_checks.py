@@ -21,7 +21,7 @@ LRP here has no rule for the residual addition in 0 (Block): ...
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from xai_widgets.errors import InputError
 from xai_widgets.methods.model_trace import (

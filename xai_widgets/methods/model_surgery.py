@@ -87,7 +87,8 @@ def split_overlapping_pools(model: nn.Module) -> None:
             if not isinstance(child, nn.MaxPool2d) or child.ceil_mode or child.return_indices:
                 continue
             kernel, stride = pair(child.kernel_size), pair(child.stride or child.kernel_size)
-            if pair(child.dilation) != (1, 1) or all(s >= k for s, k in zip(stride, kernel)):
+            if pair(child.dilation) != (1, 1) or all(
+                    s >= k for s, k in zip(stride, kernel, strict=True)):
                 continue
             parent._modules[name] = nn.Sequential(WindowTiles(child),
                                                   nn.MaxPool2d(kernel, stride=kernel))

@@ -11,8 +11,8 @@ through hooks. Real architectures break that in four ways: in-place activations
 is called and which tensor operations on input-derived tensors run where; it is cached per
 model and input shape. ``deeplift_problem``, ``deep_shap_problem``, ``guided_problem`` and
 ``lrp_problem`` (in ``model_checks``) read the trace and return None or the precise reason;
-``model_surgery`` makes the copies the methods hook. The trace hooks a copy of the module tree that shares
-the weights: the user's model is never modified.
+``model_surgery`` makes the copies the methods hook. The trace hooks a copy of the module
+tree that shares the weights: the user's model is never modified.
 
 >>> import torch
 >>> from torch import nn
@@ -39,8 +39,9 @@ import threading
 import types
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

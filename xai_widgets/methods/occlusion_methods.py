@@ -55,7 +55,7 @@ def spread(drops: torch.Tensor, boxes: list, height: int, width: int) -> torch.T
     pixel: (n_targets, H, W), in window order as captum sums them."""
     total = drops.new_zeros(drops.shape[1], height, width)
     count = drops.new_zeros(height, width)
-    for drop, (r, c, h, w) in zip(drops, boxes):
+    for drop, (r, c, h, w) in zip(drops, boxes, strict=True):
         total[:, r:r + h, c:c + w] += drop[:, None, None]
         count[r:r + h, c:c + w] += 1
     return total / count.clamp_min(1)

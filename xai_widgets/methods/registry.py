@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -67,10 +68,12 @@ class Param:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 self.kind == "int" and not float(value).is_integer()):
-            raise InputError(f"{self.name} must be {'an integer' if self.kind == 'int' else 'a number'}"
+            kind = "an integer" if self.kind == "int" else "a number"
+            raise InputError(f"{self.name} must be {kind}"
                              f" in {self.low}..{self.high}, got {value!r}")
         value = int(value) if self.kind == "int" else float(value)
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        if ((self.low is not None and value < self.low)
+                or (self.high is not None and value > self.high)):
             raise InputError(f"{self.name} must be in {self.low}..{self.high}, got {value}")
         return value
 

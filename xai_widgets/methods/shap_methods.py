@@ -27,8 +27,8 @@ from torch.distributions import Categorical
 from xai_widgets.methods.captum_methods import check_sums
 from xai_widgets.methods.gradients import seeded
 from xai_widgets.methods.lime_methods import SAMPLING_PARAMS, fitted_in_rounds
-from xai_widgets.methods.model_surgery import TargetSelect, prepared_copy
 from xai_widgets.methods.model_checks import available_check, deep_shap_problem, require
+from xai_widgets.methods.model_surgery import TargetSelect, prepared_copy
 from xai_widgets.methods.model_trace import plain_copy
 from xai_widgets.methods.registry import MethodSpec, Param, Task, register
 from xai_widgets.methods.surrogate import weighted_linear_fit

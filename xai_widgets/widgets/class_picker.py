@@ -2,7 +2,8 @@
 
 >>> from xai_widgets.widgets.class_picker import class_picker, parse_class
 >>> picker = class_picker(["cat", "dog"], "show class")
->>> parse_class("dog (1)", ["cat", "dog"]), parse_class("0", ["cat", "dog"]), parse_class("", ["cat"])
+>>> names = ["cat", "dog"]
+>>> parse_class("dog (1)", names), parse_class("0", names), parse_class("", ["cat"])
 (1, 0, None)
 """
 

@@ -23,7 +23,8 @@ def tile_size(arrays: np.ndarray) -> np.ndarray:
         return arrays
     h, w = (arrays.shape[-2] // factor) * factor, (arrays.shape[-1] // factor) * factor
     cut = arrays[..., :h, :w]
-    return cut.reshape(*cut.shape[:-2], h // factor, factor, w // factor, factor).mean(axis=(-3, -1))
+    return cut.reshape(*cut.shape[:-2], h // factor, factor, w // factor,
+                       factor).mean(axis=(-3, -1))
 
 
 class ClassesPanel(Panel):
@@ -39,9 +40,10 @@ class ClassesPanel(Panel):
         self.grid = ClassGrid()
         self.grid.observe(lambda change: state.set("target", change["new"]), "target")
         self.header = text("")
-        self.scale = widgets.ToggleButtons(options=SCALES, style={"button_width": "110px"},
-                                           tooltips=["each tile scaled to its own largest value",
-                                                     "every tile on the scale of the largest value"])
+        self.scale = widgets.ToggleButtons(
+            options=SCALES, style={"button_width": "110px"},
+            tooltips=["each tile scaled to its own largest value",
+                      "every tile on the scale of the largest value"])
         self.scale.add_class("xai-scale")
         self.bind(self.scale, "shared_scale", lambda v: v == SCALES[1],
                   lambda shared: SCALES[int(shared)])
@@ -50,8 +52,8 @@ class ClassesPanel(Panel):
         rows = [self.header, widgets.HBox([self.scale], layout={"flex_flow": "row wrap"}),
                 self.grid]
         if state.n_classes > 10:
-            self.top_k = widgets.BoundedIntText(min=1, max=state.n_classes,
-                                                description="top k", style={"description_width": "50px"},
+            self.top_k = widgets.BoundedIntText(min=1, max=state.n_classes, description="top k",
+                                                style={"description_width": "50px"},
                                                 layout={"width": "140px"})
             self.top_k.add_class("xai-top-k")
             self.bind(self.top_k, "top_k")
@@ -82,7 +84,8 @@ class ClassesPanel(Panel):
         maps = tile_size(np.stack([e.map(c) for c in shown]))
         maps = np.abs(maps) if state.abs_values else maps
         peaks = np.abs(maps).reshape(len(shown), -1).max(1)
-        scale = "one shared colour scale" if state.shared_scale else "each tile on its own colour scale"
+        scale = ("one shared colour scale" if state.shared_scale
+                 else "each tile on its own colour scale")
         top = "every class" if len(shown) >= state.n_classes else f"the top {state.top_k} classes"
         set_text(self.header, f"<b>{top}</b>, {scale} · click a tile to explain it · ★ = predicted")
         with self.grid.hold_sync():

@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -52,8 +53,8 @@ class CompareWidget(StaticFallback, widgets.VBox):
     status = traitlets.Unicode("", read_only=True)
     error = traitlets.Unicode("", read_only=True)
 
-    def __init__(self, model, x, methods: Sequence[str] = DEFAULT_METHODS, target: int | None = None,
-                 shared_scale: bool = False, with_sanity: bool = False,
+    def __init__(self, model, x, methods: Sequence[str] = DEFAULT_METHODS,
+                 target: int | None = None, shared_scale: bool = False, with_sanity: bool = False,
                  with_faithfulness: bool = False, data: Any = None, classes=None,
                  preprocess: Callable | None = None, output: str = "auto", weights: Any = None,
                  layout: str = "NCHW"):
@@ -82,7 +83,7 @@ class CompareWidget(StaticFallback, widgets.VBox):
         self.add_class("xai-compare-widget")
         run_in_background(self._work, self._on_result, self._on_error, model=model)
 
-    def wait(self, timeout: float = 120.0) -> "CompareWidget":
+    def wait(self, timeout: float = 120.0) -> CompareWidget:
         if not self._done.wait(timeout):
             raise TimeoutError(f"the comparison did not finish within {timeout} s")
         self.refresh_snapshot()
@@ -99,7 +100,7 @@ class CompareWidget(StaticFallback, widgets.VBox):
         maps = [results[name].map(self._target) for name in results]
         peak = max(float(np.abs(m).max()) for m in maps)
         tiles = [(overlay(image, m, peak if self._shared else None),
-                  caption) for m, caption in zip(maps, self._captions)]
+                  caption) for m, caption in zip(maps, self._captions, strict=False)]
         heading = "shared colour scale" if self._shared else "each map on its own colour scale"
         return draw_tiles(self._title, [(heading, tiles)], self.status, self.error, size=140)
 
@@ -144,7 +145,8 @@ class CompareWidget(StaticFallback, widgets.VBox):
             if name in sanity:
                 lines.append(f"randomised SSIM {sanity[name]:.2f}")
             if name in deletion:
-                lines.append(f"deletion AUC {deletion[name][0]:.2f} (random {deletion[name][1]:.2f})")
+                lines.append(f"deletion AUC {deletion[name][0]:.2f} "
+                             f"(random {deletion[name][1]:.2f})")
             captions.append("\n".join(lines))
         self._captions = captions
         with self._tiles.hold_sync():

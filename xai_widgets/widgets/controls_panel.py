@@ -36,8 +36,9 @@ class ControlsPanel(Panel):
     def build(self) -> list:
         state = self.state
         self._array = None if isinstance(state.baseline, str) else state.baseline
-        self.method = widgets.Dropdown(options=[(methods.spec(n).label, n) for n in methods.names()],
-                                       description="method", style=STYLE, layout=LAYOUT)
+        self.method = widgets.Dropdown(
+            options=[(methods.spec(n).label, n) for n in methods.names()],
+            description="method", style=STYLE, layout=LAYOUT)
         self.method.add_class("xai-method")
         self.bind(self.method, "method")
         self.help = text("", "muted")
@@ -112,7 +113,8 @@ class ControlsPanel(Panel):
             wanted = option(state.labels, int(baseline.split(":")[1]))
             if self.why_not.value != wanted:
                 self.why_not.value = wanted
-        self.why_not.layout.display = None if baseline_choice(baseline) == COUNTERFACTUAL else "none"
+        self.why_not.layout.display = (None if baseline_choice(baseline) == COUNTERFACTUAL
+                                       else "none")
         try:
             spec = methods.spec(state.method)
         except InputError:

@@ -43,7 +43,8 @@ class CounterfactualPanel(Panel):
                                          layout={"width": "340px", "max_width": FIT})
         self.morph.add_class("xai-morph")
         self.bind(self.morph, "morph")
-        x_scale, y_scale = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
+        x_scale = bqplot.LinearScale(min=0.0, max=1.0)
+        y_scale = bqplot.LinearScale(min=0.0, max=1.0)
         self.lines = bqplot.Lines(x=np.linspace(0, 1, PATH_STEPS), y=np.zeros((1, PATH_STEPS)),
                                   scales={"x": x_scale, "y": y_scale}, colors=[OTHERS],
                                   stroke_width=2.5)

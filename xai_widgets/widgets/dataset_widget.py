@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import bqplot
 import ipywidgets as widgets
@@ -101,7 +102,8 @@ class DatasetWidget(StaticFallback, widgets.VBox):
         self._tiles.observe(lambda change: setattr(self, "selected", change["new"]), "selected")
         self._detail = widgets.VBox()
         super().__init__([widgets.HBox([self._status_line, self._progress]),
-                          widgets.Box([widgets.VBox([self._scatter_chart, self._legend]), self._tiles],
+                          widgets.Box([widgets.VBox([self._scatter_chart, self._legend]),
+                                       self._tiles],
                                       layout={"flex_flow": "row wrap", "gap": "12px"}),
                           self._detail])
         self.add_class("xai-dataset-widget")
@@ -110,7 +112,7 @@ class DatasetWidget(StaticFallback, widgets.VBox):
         set_text(self._status_line, self.status)
         run_in_background(self._work, self._on_result, self._on_error, model=model)
 
-    def wait(self, timeout: float = 120.0) -> "DatasetWidget":
+    def wait(self, timeout: float = 120.0) -> DatasetWidget:
         """Block until the maps are clustered and shown; raise TimeoutError otherwise."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"the dataset view did not finish within {timeout} s")
@@ -127,7 +129,8 @@ class DatasetWidget(StaticFallback, widgets.VBox):
             return draw_tiles(title, [("", [(overlay(x), f"#{i}") for i, x in
                                             enumerate(images[:6])])], self.status, self.error, 80)
         groups = [(f"cluster {c}: {int((clusters == c).sum())} images",
-                   [(overlay(images[i], maps[i]), f"#{i}") for i in np.flatnonzero(clusters == c)[:6]])
+                   [(overlay(images[i], maps[i]), f"#{i}")
+                    for i in np.flatnonzero(clusters == c)[:6]])
                   for c in range(int(clusters.max()) + 1)]
         return draw_tiles(title, groups, self.status, self.error, 80)
 
@@ -167,10 +170,12 @@ class DatasetWidget(StaticFallback, widgets.VBox):
         colours = [str(c) for c in range(clustering.n_clusters)]
         with self._scatter.hold_sync():  # the domain before the points, else one colour for all
             self._colour.domain = colours
-            self._scatter.x, self._scatter.y = clustering.embedding[:, 0], clustering.embedding[:, 1]
+            self._scatter.x = clustering.embedding[:, 0]
+            self._scatter.y = clustering.embedding[:, 1]
             self._scatter.color = [str(c) for c in clustering.clusters]
         set_text(self._legend, "".join(
-            f"<span class='xai-swatch' style='background:{CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)]}'>"
+            "<span class='xai-swatch' "
+            f"style='background:{CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)]}'>"
             f"</span>cluster {c}" for c in range(clustering.n_clusters)), "muted")
         groups = []
         for cluster in range(clustering.n_clusters):

@@ -61,7 +61,8 @@ class DiagnosticsPanel(Panel):
         faithfulness = widgets.VBox([text("<b>faithfulness</b>: delete or reveal pixels"),
                                      self.chart, legend, self.note],
                                     layout={"flex": "1 1 280px", "min_width": "0"})
-        return [widgets.Box([sanity, faithfulness], layout={"flex_flow": "row wrap", "gap": "12px"})]
+        return [widgets.Box([sanity, faithfulness],
+                            layout={"flex_flow": "row wrap", "gap": "12px"})]
 
     def render(self) -> None:
         state = self.state

@@ -2,8 +2,8 @@
 
 A list of panels over one ``ViewState``: the map, the probabilities, the controls, the
 class tiles, tabs for superpixels, counterfactuals and diagnostics, and the status line.
-Adding a panel is one file and one entry in ``widgets.tabs.TABS`` (or ``layout``). Notebooks and tests
-drive it through the same traits the front end sets; ``w.state`` is the shared state and
+Adding a panel is one file and one entry in ``widgets.tabs.TABS`` (or ``layout``). Notebooks
+and tests drive it through the same traits the front end sets; ``w.state`` is the shared state and
 any panel can be displayed alone: ``display(MapPanel(w.state))``. Displayed, it also leaves
 a picture of its settled view for viewers without a kernel (see ``snapshot``).
 
@@ -81,7 +81,7 @@ class ExplainWidget(StaticFallback, widgets.VBox):
                                                  "abs_values", "colour_image", "probabilities"])
 
     # -- public ------------------------------------------------------------------------
-    def wait(self, timeout: float = 60.0) -> "ExplainWidget":
+    def wait(self, timeout: float = 60.0) -> ExplainWidget:
         """Block until the view shows the latest state; raise TimeoutError otherwise."""
         self.state.wait(timeout)
         self.refresh_snapshot()  # here too, so the picture reaches the cell that waits

@@ -51,7 +51,8 @@ def request_mask(state) -> None:
         return
     state.submit("mask", partial(jobs.masked, labels=state.segments,
                                  hidden=tuple(state.hidden_segments), baseline=state.baseline,
-                                 alpha=state.baseline_alpha), partial(_on_masked, state), "masked image")
+                                 alpha=state.baseline_alpha),
+                 partial(_on_masked, state), "masked image")
 
 
 def _on_masked(state, masked: jobs.Masked) -> None:

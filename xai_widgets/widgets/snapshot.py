@@ -29,20 +29,21 @@ import base64
 import io
 import textwrap
 import threading
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 RED, BLUE = np.array([214, 39, 40], np.float32), np.array([33, 102, 172], np.float32)
-INK, MUTED, OK, ERROR, GREY = (34, 34, 34), (110, 110, 110), (44, 160, 44), (214, 39, 40), (190, 190, 190)
+INK, MUTED, OK = (34, 34, 34), (110, 110, 110), (44, 160, 44)
+ERROR, GREY = (214, 39, 40), (190, 190, 190)
 WIDTH, MAX_BYTES, DELAY = 600, 100_000, 0.25
 VIEW = "application/vnd.jupyter.widget-view+json"
 ASCII = str.maketrans({"…": "...", "·": "-", "≈": "~", "′": "'", "×": "x", "→": "->", "✓": "",
                        "⚠": "!", "–": "-", "—": "-"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def font(size: int, bold: bool = False):
     """DejaVu Sans when the system has it (every glyph the views use), else Pillow's own."""
     for load in (lambda: ImageFont.truetype(f"DejaVuSans{'-Bold' if bold else ''}.ttf", size),
@@ -61,13 +62,16 @@ def rgb(image, grey: bool = False) -> np.ndarray:
     t = (image - low) / (high - low or 1.0)
     if t.shape[0] == 3:
         out = t.transpose(1, 2, 0)
-        return np.repeat((out @ np.float32([0.299, 0.587, 0.114]))[..., None], 3, -1) if grey else out
+        if grey:
+            return np.repeat((out @ np.float32([0.299, 0.587, 0.114]))[..., None], 3, -1)
+        return out
     return np.repeat(t[0][..., None], 3, -1)
 
 
 def tint(value: np.ndarray):
     """Opacity and colour of values in units of vmax: red >= 0, blue < 0, clear near 0."""
-    return (np.minimum(1, np.abs(value)) ** 0.75 * 0.92)[..., None], np.where((value >= 0)[..., None], RED, BLUE)
+    return ((np.minimum(1, np.abs(value)) ** 0.75 * 0.92)[..., None],
+            np.where((value >= 0)[..., None], RED, BLUE))
 
 
 def overlay(image, heat=None, vmax: float | None = None, abs_values: bool = False,
@@ -79,7 +83,8 @@ def overlay(image, heat=None, vmax: float | None = None, abs_values: bool = Fals
     base = 255 * (1 - dim) * rgb(image, grey) + 20
     value = np.asarray(heat, dtype=np.float32)
     if value.shape != base.shape[:2]:  # a map at another resolution: resized to the image
-        value = np.asarray(Image.fromarray(value, "F").resize(base.shape[1::-1], Image.Resampling.BILINEAR))
+        value = np.asarray(Image.fromarray(value, "F").resize(base.shape[1::-1],
+                                                              Image.Resampling.BILINEAR))
     value = np.abs(value) if abs_values else value
     vmax = float(np.abs(value).max()) if vmax is None else vmax
     value = value / vmax if vmax > 0 else np.zeros_like(value)
@@ -92,7 +97,8 @@ def tile(pixels: np.ndarray, size: int) -> Image.Image:
     picture = Image.fromarray(pixels, "RGB")
     scale = size / max(picture.size)
     shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-    return picture.resize(shape, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS)
+    return picture.resize(shape, Image.Resampling.NEAREST if scale >= 1
+                          else Image.Resampling.LANCZOS)
 
 
 def colour_bar(height: int, abs_values: bool) -> Image.Image:
@@ -178,7 +184,8 @@ def draw_explain(state, e) -> Image.Image:
     for c in best if target in best else [*best[:5], target]:
         colour = tuple(int(v) for v in RED) if c == target and shown else GREY
         sheet.text(400, y, state.label(c), 11, INK, width=70)
-        sheet.draw.rectangle((474, y + 2, 474 + max(1, round(70 * probabilities[c])), y + 11), fill=colour)
+        sheet.draw.rectangle((474, y + 2, 474 + max(1, round(70 * probabilities[c])), y + 11),
+                             fill=colour)
         y = sheet.text(550, y, f"{probabilities[c]:.0%}", 11, MUTED)
     y = max(y, top + 300) + 8
     if shown:
@@ -277,7 +284,8 @@ class StaticFallback:
             bundle = self._static_bundle()
             if bundle.get("image/png", "") != self._snapshot_shown:
                 self._snapshot_shown = bundle.get("image/png", "")
-                update_display(bundle, raw=True, display_id=self._snapshot_id, metadata=self._about())
+                update_display(bundle, raw=True, display_id=self._snapshot_id,
+                               metadata=self._about())
 
     def _snapshot_soon(self, *_change) -> None:
         """Refresh once the view has been settled for ``DELAY`` s (only the last of a burst)."""

@@ -11,17 +11,19 @@ the state and write only their own part of it.
 >>> state = ViewState(model, images[0], method="saliency").wait(60)
 >>> state.explanation.method, state.shown_classes() == list(range(10))
 ('saliency', True)
->>> state.target = 12
+>>> state.target = 12  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-xai_widgets.errors.InputError: target 12 is out of range: the model has 10 classes, so the target must be in 0..9
+xai_widgets.errors.InputError: target 12 is out of range: the model has 10 classes, so the
+target must be in 0..9
 >>> state.close()
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import traitlets
@@ -106,7 +108,8 @@ class ViewState(traitlets.HasTraits):
         self.base_probabilities = self.adapter.probabilities(self.image)[0].float().cpu().numpy()
         self.n_classes = len(self.base_probabilities)
         self.image_shape = tuple(self.image.shape[1:])
-        self.labels = list(classes) if classes is not None else [str(i) for i in range(self.n_classes)]
+        self.labels = (list(classes) if classes is not None
+                       else [str(i) for i in range(self.n_classes)])
         if len(self.labels) != self.n_classes:
             raise InputError(f"{len(self.labels)} class names for a model with {self.n_classes} "
                              "outputs: pass one name per class")
@@ -128,10 +131,11 @@ class ViewState(traitlets.HasTraits):
         self._request_maps()
 
     # -- public ------------------------------------------------------------------------
-    def wait(self, timeout: float = 60.0) -> "ViewState":
+    def wait(self, timeout: float = 60.0) -> ViewState:
         """Block until every requested computation is shown; TimeoutError otherwise."""
         if not self.engine.wait(timeout):
-            raise TimeoutError(f"the view did not settle within {timeout} s (status: {self.status})")
+            raise TimeoutError(f"the view did not settle within {timeout} s "
+                               f"(status: {self.status})")
         return self
 
     def close(self) -> None:
@@ -146,7 +150,8 @@ class ViewState(traitlets.HasTraits):
         if self.n_classes <= self.top_k:
             base = list(range(self.n_classes))
         else:
-            base = [int(i) for i in np.argsort(-self.base_probabilities, kind="stable")[:self.top_k]]
+            order = np.argsort(-self.base_probabilities, kind="stable")
+            base = [int(i) for i in order[:self.top_k]]
         return base + [c for c in dict.fromkeys([self.target, *self.pinned]) if c not in base]
 
     def key(self) -> ViewKey:
@@ -188,7 +193,8 @@ class ViewState(traitlets.HasTraits):
     def _check_top_k(self, proposal):
         value = proposal["value"]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InputError(f"top_k must be a positive int (the number of classes shown), got {value!r}")
+            raise InputError("top_k must be a positive int (the number of classes shown), "
+                             f"got {value!r}")
         return int(value)
 
     @traitlets.validate("hidden_segments")
@@ -274,7 +280,8 @@ class ViewState(traitlets.HasTraits):
         self.set_trait("error", "")
         self.set_trait("progress", -1.0)
         spec = methods.spec(e.method)
-        self.set_trait("status", f"{spec.label} · {len(e.targets)} classes · {1000 * e.seconds:.0f} ms")
+        self.set_trait("status",
+                       f"{spec.label} · {len(e.targets)} classes · {1000 * e.seconds:.0f} ms")
         if spec.superpixels and e.params["segmentation"] != self.segmentation:
             self.segmentation = e.params["segmentation"]
         else:

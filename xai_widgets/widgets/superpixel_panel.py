@@ -21,7 +21,8 @@ from xai_widgets.widgets.views import SuperpixelView
 def segment_weights(state) -> np.ndarray:
     """Mean attribution of the target inside each segment."""
     e, labels = state.explanation, state.segments
-    target_map = e.map(state.target) if e is not None and state.target in e.targets else np.zeros(labels.shape)
+    target_map = (e.map(state.target) if e is not None and state.target in e.targets
+                  else np.zeros(labels.shape))
     sums = np.bincount(labels.ravel(), weights=target_map.ravel())
     return sums / np.maximum(np.bincount(labels.ravel()), 1)
 
@@ -48,13 +49,16 @@ class SuperpixelPanel(Panel):
         self.view.observe(lambda change: self.state.set("hidden_segments", list(change["new"])),
                           "hidden")
         self.segmentation = widgets.Dropdown(options=list(SEGMENTATIONS), description="segments",
-                                             style=STYLE, layout={"width": "260px", "max_width": FIT})
+                                             style=STYLE,
+                                             layout={"width": "260px", "max_width": FIT})
         self.segmentation.add_class("xai-segmentation")
         self.bind(self.segmentation, "segmentation")
         self.k = widgets.BoundedIntText(value=5, min=1, max=400, description="k",
-                                        style={"description_width": "20px"}, layout={"width": "90px"})
+                                        style={"description_width": "20px"},
+                                        layout={"width": "90px"})
         buttons = []
-        for label, action in (("keep top k", "keep"), ("remove top k", "remove"), ("reset", "reset")):
+        for label, action in (("keep top k", "keep"), ("remove top k", "remove"),
+                              ("reset", "reset")):
             button = widgets.Button(description=label, layout={"width": "auto"})
             button.add_class(f"xai-sp-{action}")
             button.on_click(lambda _, action=action: self.guarded(self.press, action))

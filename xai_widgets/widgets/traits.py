@@ -8,10 +8,11 @@ object that owns the trait: ``n_classes``, ``method`` and ``image_shape``.
 >>> from xai_widgets.widgets.traits import Fraction
 >>> class Demo(traitlets.HasTraits):
 ...     alpha = Fraction(0.0, name="baseline_alpha", meaning="0 = the baseline, 1 = the image")
->>> Demo(alpha=2.0)
+>>> Demo(alpha=2.0)  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-xai_widgets.errors.InputError: baseline_alpha must be in 0..1 (0 = the baseline, 1 = the image), got 2.0
+xai_widgets.errors.InputError: baseline_alpha must be in 0..1 (0 = the baseline, 1 = the image),
+got 2.0
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Baseline(traitlets.Any):
                 class_index(obj, int(parts[1]), "counterfactual class")
                 return value
             raise InputError(f"unknown baseline {value!r}: choose one of {', '.join(BASELINES)}, "
-                             "'counterfactual:B' for a class B, or pass an array of the image's shape")
+                             "'counterfactual:B' for a class B, or pass an array of the image's "
+                             "shape")
         array = np.asarray(value, dtype=np.float32)
         shape = tuple(obj.image_shape)
         if array.shape not in (shape, shape[1:]) or not np.isfinite(array).all():

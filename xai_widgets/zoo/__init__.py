@@ -80,5 +80,14 @@ def load_autoencoder(name: str = "mnist"):
     return model.eval()
 
 
-__all__ = ["CleverHansDemo", "FASHION_MNIST_CLASSES", "load_autoencoder", "load_clever_hans", "MNIST_CLASSES", "MnistCNN", "load_demo", "load_idx",
-           "load_idx_dataset"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "MNIST_CLASSES",
+    "CleverHansDemo",
+    "MnistCNN",
+    "load_autoencoder",
+    "load_clever_hans",
+    "load_demo",
+    "load_idx",
+    "load_idx_dataset",
+]

@@ -25,7 +25,8 @@ def report(model, images, labels) -> dict:
     with torch.no_grad():
         clean = (model(images).argmax(1) == labels).float().mean().item()
         sevens = labels == TAG_CLASS
-        tagged, _ = plant_shortcut(images[sevens], labels[sevens], fraction=1.0, classes=[TAG_CLASS])
+        tagged, _ = plant_shortcut(images[sevens], labels[sevens], fraction=1.0,
+                                   classes=[TAG_CLASS])
         on_tagged = (model(tagged).argmax(1) == TAG_CLASS).float().mean().item()
         others, _ = plant_shortcut(images[~sevens], labels[~sevens], fraction=1.0,
                                    classes=list(range(10)))
