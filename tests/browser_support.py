@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,6 +96,34 @@ def chromium():
             yield instance
         finally:
             instance.close()
+
+
+@contextlib.contextmanager
+def artifacts_on_failure(page, name: str, log: Path | None = None,
+                         console: list | None = None):
+    """On a failure inside the block: a full-page screenshot
+    (``test-artifacts/<name>_failure.png``), the server's log (``<name>_server.log``) and
+    the page's console messages (``<name>_console.log``), as far as they can be had."""
+    try:
+        yield
+    except BaseException:
+        save_failure_artifacts(page, name, log, console)
+        raise
+
+
+def save_failure_artifacts(page, name: str, log: Path | None = None,
+                           console: list | None = None) -> None:
+    """What ``artifacts_on_failure`` saves, for a fixture's teardown to call."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}_failure.png"), full_page=True,
+                        timeout=30_000)
+    except Exception as error:  # noqa: BLE001 - the test's own failure matters more
+        print(f"no failure screenshot for {name}: {str(error).splitlines()[0]}")
+    if log is not None and Path(log).exists():
+        shutil.copy(log, ARTIFACTS / f"{name}_server.log")
+    if console:
+        (ARTIFACTS / f"{name}_console.log").write_text("\n".join(console))
 
 
 def accept_dialogs(page) -> None:

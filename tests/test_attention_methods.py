@@ -10,8 +10,8 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from tests.conftest import checksum
 from tests import real_models
+from tests.conftest import checksum
 from tests.real_models import hf_vit, import_torchvision, rgb_image
 from xai_widgets import explain, methods
 from xai_widgets.adapter import ModelAdapter

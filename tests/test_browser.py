@@ -21,23 +21,51 @@ from tests.browser_support import (
     close_page,
     jupyter_server,
     run_all_cells,
+    save_failure_artifacts,
 )
 
 pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, request):
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("logs") / "jupyter.log"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request, server_log):
     failed_before = request.session.testsfailed
     root = tmp_path_factory.mktemp("jupyter-root")
     for name in ("lab", "nb7"):
         shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root / f"quickstart_{name}.ipynb")
     shutil.copy(ROOT / "notebooks" / "04_clever_hans.ipynb", root / "clever_hans.ipynb")
-    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
+    log = server_log
     with jupyter_server(root, tmp_path_factory.mktemp("jupyter-config"), log) as url:
         yield url
     if request.session.testsfailed > failed_before:  # the server's side of a failure
         shutil.copy(log, ARTIFACTS / "browser_jupyter.log")
+
+
+@pytest.fixture
+def open_page(browser, server_log, request):
+    """``open_page(notebook, **options)``: a new page for ``notebook``. At the end its kernel
+    is shut down (the next test has both cores) and the page closed; after a failure, first
+    the page's screenshot, its console and the server's log go to test-artifacts/."""
+    opened = []
+    failed_before = request.session.testsfailed
+
+    def open_(notebook: str, **options):
+        page = browser.new_page(**options)
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        opened.append((page, notebook, console))
+        return page
+
+    yield open_
+    for page, notebook, console in opened:
+        if request.session.testsfailed > failed_before:
+            save_failure_artifacts(page, request.node.name, server_log, console)
+        close_page(page, notebook)
 
 
 def bar_heights(page) -> list:
@@ -113,8 +141,8 @@ def press(page, selector: str, key: str, times: int) -> None:
         handle.press(key)
 
 
-def test_lab_widget_is_live(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def test_lab_widget_is_live(server, open_page):
+    page = open_page("quickstart_lab.ipynb", viewport={"width": 1400, "height": 1600})
     page.goto(f"{server}/lab/tree/quickstart_lab.ipynb")
     run_all_cells(page, "quickstart_lab.ipynb")
     wait_settled(page)
@@ -130,7 +158,8 @@ def test_lab_widget_is_live(server, browser):
 
     # change the method (the notebook left it on occlusion)
     timings["method → repaint (s)"] = repaint_after(
-        page, lambda: page.locator(".xai-method select").select_option(label="Integrated gradients"))
+        page,
+        lambda: page.locator(".xai-method select").select_option(label="Integrated gradients"))
     wait_settled(page)
 
     # move the baseline slider
@@ -199,22 +228,20 @@ def test_lab_widget_is_live(server, browser):
     snapshot(page, "lab_6_counterfactual")
     assert_no_error(page)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2))
-    close_page(page, "quickstart_lab.ipynb")  # its kernel too: the next test has both cores
 
 
-def test_notebook7_renders_the_widget(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def test_notebook7_renders_the_widget(server, open_page):
+    page = open_page("quickstart_nb7.ipynb", viewport={"width": 1400, "height": 1100})
     page.goto(f"{server}/notebooks/quickstart_nb7.ipynb")
     run_all_cells(page, "quickstart_nb7.ipynb")
     wait_settled(page)
     repaint_after(page, lambda: page.locator(".xai-tile[data-index='7']").click())
     snapshot(page, "notebook7")
     assert_no_error(page)
-    close_page(page, "quickstart_nb7.ipynb")  # its kernel too: the next test has both cores
 
 
-def test_compare_and_dataset_widgets(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def test_compare_and_dataset_widgets(server, open_page):
+    page = open_page("clever_hans.ipynb", viewport={"width": 1400, "height": 1600})
     page.goto(f"{server}/lab/workspaces/clever-hans/tree/clever_hans.ipynb")  # own workspace
     run_all_cells(page, "clever_hans.ipynb", ready=".xai-explain-widget", timeout=400)
     try:
@@ -236,4 +263,3 @@ def test_compare_and_dataset_widgets(server, browser):
     dataset.scroll_into_view_if_needed()
     dataset.screenshot(path=str(ARTIFACTS / "dataset_widget.png"))
     assert_no_error(page)
-    close_page(page, "clever_hans.ipynb")  # its kernel too: the next test has both cores

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +40,8 @@ from tests.browser_support import (
     jupyter_server,
     playwright_api,
     run_all_cells,
+    save_failure_artifacts,
+    wait_kernel_idle,
 )
 
 pytestmark = BROWSER_MARKS
@@ -96,9 +97,6 @@ class Server:
                                        "language": "python"}
         nbformat.write(book, self.root / f"{name}.ipynb")
         return f"{name}.ipynb"
-
-    def save_log(self, name: str) -> None:
-        shutil.copy(self.log, ARTIFACTS / f"{name}_jupyter.log")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +171,7 @@ def show_tab(page, name: str) -> None:
 
 
 @contextmanager
-def artifacts_on_failure(page, server: Server, name: str):
+def artifacts_on_failure(page, server: Server, name: str, console: list | None = None):
     try:
         yield
     except BaseException:
@@ -182,11 +180,7 @@ def artifacts_on_failure(page, server: Server, name: str):
                 timeout=5_000)
         except playwright_api.Error:
             pass
-        try:
-            page.screenshot(path=str(ARTIFACTS / f"{name}_failure_page.png"), full_page=True)
-        except playwright_api.Error as error:
-            print(f"no failure screenshot: {error}")
-        server.save_log(name)
+        save_failure_artifacts(page, name, server.log, console)
         raise
 
 
@@ -478,7 +472,7 @@ def open_env(server: Server, browser, name: str, theme: str, lab: bool, cell: st
     page = browser.new_page(viewport={"width": 1280, "height": HEIGHT})
     env = Env(name, page, server, notebook)
     page.on("console", lambda message: env.console.append(message.text))
-    with artifacts_on_failure(page, server, f"layout_{name}_setup"):
+    with artifacts_on_failure(page, server, f"layout_{name}_setup", env.console):
         if lab:  # its own workspace: no document of another page is restored into it
             page.goto(f"{server.url}/lab/workspaces/layout-{name}/tree/{notebook}")
         else:
@@ -508,7 +502,8 @@ def notebook7(server, browser):
 
 def check_layout(env: Env, width: int, tab: str) -> None:
     page, name = env.page, f"layout_{env.name}_{width}_{tab}"
-    with artifacts_on_failure(page, env.server, name):
+    with artifacts_on_failure(page, env.server, name, env.console):
+        wait_kernel_idle(page, env.path)  # nothing still running from the last case
         if page.viewport_size["width"] != width:
             page.set_viewport_size({"width": width, "height": HEIGHT})
         if "/lab" in page.url:  # open at 1280 and 900, collapsed at 600

@@ -36,7 +36,8 @@ def test_the_per_image_cost_grows_with_the_image():
     assert images_per_pass(adapter, image, budget=5 * large - 8, most=1000) == 3
 
 
-@pytest.mark.parametrize("method, params", [("saliency", {}), ("integrated_gradients", {"n_steps": 8}),
+@pytest.mark.parametrize("method, params", [("saliency", {}),
+                                            ("integrated_gradients", {"n_steps": 8}),
                                             ("input_x_gradient", {})])
 def test_chunks_give_the_one_pass_numbers(method, params):
     model, x = wide_cnn(40), torch.rand(3, 32, 32)
@@ -76,6 +77,7 @@ PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 1000 backward passes at 224 px: about a minute on two cores
 def test_all_of_1000_classes_at_224_px_stay_within_the_budget(tmp_path):
     """In a subprocess (peak resident memory is per process): without the budget the 1000
     repeated images and their activations would take ~13 GiB (about 13 MiB each)."""

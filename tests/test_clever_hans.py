@@ -134,7 +134,7 @@ def test_dataset_widget(hans):
     dw._tiles.selected = 5  # a click on a thumbnail
     opened = dw._detail.children[1]
     assert dw.selected == 5 and opened.wait(60).explanation is not None
-    np.testing.assert_allclose(opened.explanation.image, dw._images[5].numpy())
+    np.testing.assert_allclose(opened.explanation.image, hans.images[sevens][5].numpy())
     dw.close()
 
 

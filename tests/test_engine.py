@@ -60,6 +60,20 @@ def test_jobs_hold_the_model_lock(model):
     engine = Engine(ModelAdapter(model))
     held = []
     lock = model_lock(model)
-    engine.submit("a", lambda job: held.append(lock._is_owned()), print, print)
+
+    def free_elsewhere() -> bool:  # can another thread take the lock right now?
+        taken = lock.acquire(blocking=False)
+        if taken:
+            lock.release()
+        return taken
+
+    def job(_job):  # while it runs, no other thread can take the model's lock
+        other = []
+        thread = threading.Thread(target=lambda: other.append(free_elsewhere()))
+        thread.start()
+        thread.join()
+        held.append(not other[0])
+
+    engine.submit("a", job, print, print)
     assert engine.wait(10) and held == [True]
     engine.close()

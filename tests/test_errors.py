@@ -1,4 +1,5 @@
-"""Bad input raises InputError naming the problem and the fix; never a bare Key/Index/AttributeError."""
+"""Bad input raises InputError naming the problem and the fix; never a bare
+Key/Index/AttributeError."""
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_bad_arguments(model, image, kwargs, match):
 
 
 def test_not_a_module(image):
-    with pytest.raises(InputError, match="torch.nn.Module"):
+    with pytest.raises(InputError, match=r"torch.nn.Module"):
         explain(lambda x: x, image)
 
 
@@ -60,7 +61,7 @@ def test_unsupported_method_says_why(image):
     reasons = methods.available(net)
     assert reasons["integrated_gradients"] is None
     assert "GELU" in reasons["lrp"] and "GELU" in reasons["deeplift"]
-    with pytest.raises(InputError, match="lrp cannot explain this model.*GELU"):
+    with pytest.raises(InputError, match=r"lrp cannot explain this model.*GELU"):
         explain(net, image, method="lrp")
     flat = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     assert "Conv2d" in methods.available(flat)["grad_cam"]
@@ -82,7 +83,7 @@ def test_ambiguous_layout_is_stated():
 
 def test_expected_channels_resolve_ambiguity(model):
     adapter = ModelAdapter(nn.Sequential(nn.Conv2d(3, 2, 3)))
-    image, notes = adapter.image(np.zeros((3, 8, 3), dtype=np.float32))
+    image, _notes = adapter.image(np.zeros((3, 8, 3), dtype=np.float32))
     assert image.shape == (1, 3, 3, 8)
 
 
@@ -90,7 +91,7 @@ def test_a_baseline_equal_to_the_image_gives_a_zero_map_and_says_why():
     from xai_widgets import explain
     from xai_widgets.zoo import load_demo
 
-    model, images, labels, classes = load_demo("mnist")
+    model, images, _labels, _classes = load_demo("mnist")
     e = explain(model, images[0], "integrated_gradients", targets=[1, 4], baseline="blur",
                 baseline_alpha=1.0)
     assert not e.attributions.any() and any("baseline equals the image" in n for n in e.notes)
@@ -104,7 +105,7 @@ def test_the_prediction_of_an_image_is_computed_once_per_image_and_model():
     from xai_widgets.compute import compute
     from xai_widgets.zoo import load_demo
 
-    model, images, labels, classes = load_demo("mnist")
+    model, images, _labels, _classes = load_demo("mnist")
     adapter = ModelAdapter(model)
     image, _ = adapter.image(images[0])
     seen = []

@@ -93,7 +93,8 @@ def test_unreadable_outputs_name_what_they_got(net, x):
         def forward(self, x):
             return {"a": net(x), "b": net(x)}
 
-    with pytest.raises(InputError, match=r"keys \['a', 'b'\] and no 'logits' entry.*model\(x\)\[key\]"):
+    with pytest.raises(InputError, match=r"keys \['a', 'b'\] and no 'logits' entry"
+                                         r".*model\(x\)\[key\]"):
         explain(Both(), x, method="saliency")
 
     class Named(nn.Module):
@@ -107,7 +108,7 @@ def test_unreadable_outputs_name_what_they_got(net, x):
         def forward(self, x):
             return "cat"
 
-    with pytest.raises(InputError, match="returned a str.*\\(batch, n_classes\\) tensor"):
+    with pytest.raises(InputError, match=r"returned a str.*\(batch, n_classes\) tensor"):
         explain(Text(), x, method="saliency")
 
 
@@ -195,7 +196,8 @@ def test_float64_model(net, x):
         np.testing.assert_allclose(e.probabilities, plain.probabilities, rtol=1e-5)
         if method == "integrated_gradients":
             assert e.completeness_error < 0.01
-    assert all(p.dtype == torch.float64 and torch.equal(p, b) for p, b in zip(wide.parameters(), before))
+    assert all(p.dtype == torch.float64 and torch.equal(p, b)
+               for p, b in zip(wide.parameters(), before, strict=True))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -238,7 +240,8 @@ def test_channels_last_model(method):
 def test_channels_last_with_preprocess_and_passed_on():
     net = small_net(channels=3)
     image = torch.rand(3, 12, 12)
-    preprocess = lambda batch: (batch - 0.5) / 0.25  # runs on (N,C,H,W)
+    def preprocess(batch):  # runs on (N,C,H,W)
+        return (batch - 0.5) / 0.25
     plain = explain(net, image, method="saliency", preprocess=preprocess)
     e = explain(ChannelsLast(net), image, method="saliency", layout="nhwc", preprocess=preprocess)
     assert max_relative_difference(e.raw, plain.raw) <= 1e-6
@@ -252,7 +255,7 @@ def test_channels_last_with_preprocess_and_passed_on():
 
 
 def test_layout_is_validated(net, x):
-    with pytest.raises(InputError, match="layout must be 'NCHW'.*or 'NHWC'.*got 'CHW'"):
+    with pytest.raises(InputError, match=r"layout must be 'NCHW'.*or 'NHWC'.*got 'CHW'"):
         explain(net, x, layout="CHW")
     with pytest.raises(InputError, match="layout must be"):
         ModelAdapter(net, layout=None)
@@ -292,8 +295,8 @@ def test_nan_scores_raise(net, x, bad):
             scores = self.net(x)
             return scores + torch.tensor([0.0, bad, 0.0, 0.0])
 
-    with pytest.raises(InputError, match="the model returned NaN or infinite scores for this "
-                                         "image: .*check its weights"):
+    with pytest.raises(InputError, match=r"the model returned NaN or infinite scores for this "
+                                         r"image: .*check its weights"):
         explain(Broken(), x, method="integrated_gradients")
 
 
@@ -348,7 +351,8 @@ def test_weights_maps_equal_manual_preprocessing(photo, method):
     e = explain(model, photo, method=method, weights=weights, targets=[0, 3], **options)
     chw = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
     manual = tf.center_crop(tf.resize(chw, [232], antialias=True), [224])
-    normalise = lambda b: tf.normalize(b, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    def normalise(b):
+        return tf.normalize(b, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     reference = explain(model, manual, method=method, preprocess=normalise, targets=[0, 3],
                         **options)
     assert e.raw.shape == (2, 3, 224, 224) and e.classes == list("abcde")
@@ -361,7 +365,7 @@ def test_weights_data_and_errors(photo):
     e = explain(rgb_net(), photo, method="integrated_gradients", weights=weights, n_steps=4,
                 baseline="mean", data=[photo, photo[::-1].copy()], targets=0)
     assert e.baseline_image.shape == (3, 224, 224)
-    with pytest.raises(InputError, match="either weights=.*or preprocess=, not both"):
+    with pytest.raises(InputError, match=r"either weights=.*or preprocess=, not both"):
         explain(rgb_net(), photo, weights=weights, preprocess=lambda b: b)
     with pytest.raises(InputError, match="weights must be a torchvision weights member"):
         explain(rgb_net(), photo, weights="IMAGENET1K_V1")

@@ -203,7 +203,7 @@ def test_bad_processor_pairs_and_conflicts(hf_vit):
     model, processor = hf_vit
     with pytest.raises(InputError, match=r"second element must be the model's config"):
         ModelAdapter(model, weights=(processor, 5))
-    with pytest.raises(InputError, match="either weights=.*or preprocess=, not both"):
+    with pytest.raises(InputError, match=r"either weights=.*or preprocess=, not both"):
         ModelAdapter(model, weights=processor, preprocess=lambda b: b)
     odd = transformers.ViTImageProcessor(size={"longest_edge": 64})
     with pytest.raises(InputError, match="has no height and width"):

@@ -28,7 +28,7 @@ IDS = [f"{m}-{'-'.join(map(str, p.values())) or 'default'}" for m, p in PROGRESS
 
 @pytest.fixture(scope="module")
 def setting():
-    model, images, labels, classes = load_demo("mnist")
+    model, images, _labels, _classes = load_demo("mnist")
     adapter = ModelAdapter(model)
     image, _ = adapter.image(images[0])
     return model, adapter, image, adapter.batch(images[100:140], image)
@@ -37,7 +37,8 @@ def setting():
 def counting(model):
     """A forward hook counting the images the model scores."""
     seen = [0]
-    handle = model.register_forward_hook(lambda m, args, out: seen.__setitem__(0, seen[0] + len(args[0])))
+    handle = model.register_forward_hook(
+        lambda m, args, out: seen.__setitem__(0, seen[0] + len(args[0])))
     return seen, handle
 
 
@@ -72,7 +73,7 @@ def test_rounds_refine_to_the_one_shot_result_at_the_same_cost(setting, method, 
 
 
 def test_without_a_listener_nothing_is_delivered_and_the_order_is_one_shot(setting):
-    model, adapter, image, data = setting
+    _model, adapter, image, _data = setting
     assert compute(adapter, image, "integrated_gradients", [3]).refining == ""
 
 
@@ -86,7 +87,7 @@ def test_round_plans_cover_every_unit_once(n):
 
 
 def test_the_widget_shows_each_round_then_the_final_map(setting):
-    model, adapter, image, data = setting
+    model, adapter, image, _data = setting
     w = ExplainWidget(model, image[0], method="saliency")
     w.wait(60)
     shown = []
@@ -104,7 +105,7 @@ def test_the_widget_shows_each_round_then_the_final_map(setting):
 
 
 def test_a_newer_request_stops_the_refinement(setting):
-    model, adapter, image, data = setting
+    model, _adapter, image, _data = setting
     w = ExplainWidget(model, image[0], method="occlusion", window=3, stride=1)
     applied = []
     w.state.observe(lambda change: applied.append(change["new"].method), "explanation")
@@ -120,6 +121,7 @@ def blocks(a: np.ndarray, side: int = 32) -> np.ndarray:
     return a.reshape(h // side, side, w // side, side).mean((1, 3)).ravel()
 
 
+@pytest.mark.slow  # 729 occlusion windows through a ResNet-18 at 224 px
 def test_occlusion_on_resnet18_at_224_px_refines_coarse_to_fine():
     model = resnet18_1000()
     adapter = ModelAdapter(model)
@@ -127,7 +129,8 @@ def test_occlusion_on_resnet18_at_224_px_refines_coarse_to_fine():
     target = int(adapter.logits(image).argmax())
     rounds = []
     final = compute(adapter, image, "occlusion", [target], on_round=rounds.append)
-    assert [r.refining.split(": ")[1] for r in rounds] == ["49 of 729 windows", "196 of 729 windows"]
+    assert [r.refining.split(": ")[1] for r in rounds] == ["49 of 729 windows",
+                                                          "196 of 729 windows"]
     coarse = rounds[0].attributions[0]
     assert coarse.shape == (224, 224) and np.isfinite(coarse).all()
     # every pixel lies under a widened window: no hole of zeros in the coarse map

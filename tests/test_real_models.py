@@ -149,7 +149,7 @@ def test_lrp_conservation_check_catches_a_missed_operation(monkeypatch):
     image = c.image[None]
     spec = methods.spec("lrp")
     task = methods.Task(adapter, image, [c.target], spec.resolve({}))
-    with (pytest.raises(InputError, match="lrp's map sums to .*relevance not conserved"),
+    with (pytest.raises(InputError, match=r"lrp's map sums to .*relevance not conserved"),
           adapter.eval_mode(), torch.enable_grad()):
         spec.compute(task)
 
@@ -232,7 +232,7 @@ def test_functional_activations_are_reported_with_their_place(image):
     for name in ("deeplift", "deep_shap", "guided_backprop"):
         assert "the functional relu" in reasons[name] and "the model's forward" in reasons[
             name], reasons[name]
-    with pytest.raises(InputError, match="deeplift cannot explain this model.*functional relu"):
+    with pytest.raises(InputError, match=r"deeplift cannot explain this model.*functional relu"):
         explain(FunctionalRelu(), image, method="deeplift")
     assert "product of two activations" in methods.available(Cube())["deeplift"]
 
@@ -245,7 +245,7 @@ def test_deeplift_completeness_check_catches_a_missed_operation(image, monkeypat
     spec = methods.spec("deeplift")
     x = image.reshape(1, 1, 28, 28)
     task = methods.Task(adapter, x, [0, 1], spec.resolve({}), baseline=torch.zeros_like(x))
-    with pytest.raises(InputError, match="deeplift's map sums to .*off by"), torch.enable_grad():
+    with pytest.raises(InputError, match=r"deeplift's map sums to .*off by"), torch.enable_grad():
         spec.compute(task)
 
 
@@ -303,8 +303,9 @@ def test_library_exceptions_become_input_errors(model, image, monkeypatch):
             raise RuntimeError("an internal captum failure")
 
     monkeypatch.setattr(cam_methods, "LayerGradCam", Broken)
-    with pytest.raises(InputError, match="grad_cam failed on this model: RuntimeError from "
-                                         "captum: an internal captum failure.*integrated_gradients"):
+    with pytest.raises(InputError, match=r"grad_cam failed on this model: RuntimeError from "
+                                         r"captum: an internal captum failure"
+                                         r".*integrated_gradients"):
         explain(model, image, method="grad_cam")
 
 

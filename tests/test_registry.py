@@ -38,7 +38,7 @@ def test_gradient_methods_offer_noise_tunnel():
 
 def test_resolve_rejects_bad_values():
     spec = methods.spec("integrated_gradients")
-    with pytest.raises(InputError, match="must be in 1..1000"):
+    with pytest.raises(InputError, match=r"must be in 1..1000"):
         spec.resolve({"n_steps": 0})
     with pytest.raises(InputError, match="integration must be one of"):
         spec.resolve({"integration": "simpson"})

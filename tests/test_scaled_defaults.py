@@ -18,8 +18,10 @@ def test_defaults_scale_with_the_image_and_keep_the_digit_defaults():
     occlusion, lime = methods.spec("occlusion"), methods.spec("lime")
     assert occlusion.defaults((28, 28))["window"] == occlusion.defaults()["window"] == 5
     assert occlusion.defaults((28, 28))["stride"] == 2
-    assert (occlusion.defaults((224, 224))["window"], occlusion.defaults((224, 224))["stride"]) == (16, 8)
-    assert lime.defaults((28, 28))["n_segments"] == 50 and lime.defaults((224, 224))["n_segments"] == 100
+    assert (occlusion.defaults((224, 224))["window"],
+            occlusion.defaults((224, 224))["stride"]) == (16, 8)
+    assert lime.defaults((28, 28))["n_segments"] == 50
+    assert lime.defaults((224, 224))["n_segments"] == 100
     assert lime.defaults((224, 224))["cell"] == 32  # a 7 × 7 grid
 
 

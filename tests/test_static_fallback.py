@@ -48,7 +48,7 @@ def shown(monkeypatch):
 
 
 def test_the_bundle_carries_a_picture_of_the_settled_view(demo):
-    model, images, labels, classes = demo
+    model, images, _labels, classes = demo
     w = ExplainWidget(model, images[0], classes=classes, method="saliency").wait(60)
     bundle = w._repr_mimebundle_()
     assert bundle[VIEW]["model_id"] == w.model_id
@@ -69,10 +69,10 @@ def test_the_bundle_carries_a_picture_of_the_settled_view(demo):
 def test_display_shows_the_live_view_then_a_hidden_picture_updated_in_place(demo, shown,
                                                                             monkeypatch):
     monkeypatch.setattr(snapshot, "DELAY", 60.0)  # only wait() may refresh here
-    model, images, labels, classes = demo
+    model, images, _labels, classes = demo
     w = ExplainWidget(model, images[1], classes=classes, method="saliency")
     w._ipython_display_()
-    (_, live, live_kw), (_, static, static_kw) = shown
+    (_, live, _live_kw), (_, static, static_kw) = shown
     assert live[VIEW]["model_id"] == w.model_id and "image/png" not in live
     assert static[VIEW]["model_id"] == "" and static_kw["display_id"]  # hidden by widget managers
     assert static_kw["metadata"]["xai_widgets"]["static_view_of"] == w.model_id
@@ -91,12 +91,13 @@ def test_display_shows_the_live_view_then_a_hidden_picture_updated_in_place(demo
 
 def test_the_picture_is_redrawn_from_the_worker_only_for_final_results(demo, shown, monkeypatch):
     monkeypatch.setattr(snapshot, "DELAY", 0.05)
-    model, images, labels, classes = demo
+    model, images, _labels, classes = demo
     w = ExplainWidget(model, images[2], classes=classes, method="saliency").wait(60)
     w._ipython_display_()
     drawn, rounds = [], []
-    draw = w._snapshot
-    monkeypatch.setattr(w, "_snapshot", lambda: drawn.append(w.state.explanation.refining) or draw())
+    draw = w.snapshot  # what every refresh of the picture draws with
+    monkeypatch.setattr(w, "snapshot",
+                        lambda: drawn.append(w.state.explanation.refining) or draw())
     w.state.observe(lambda change: rounds.append(change["new"].refining), "explanation")
     w.params = {"smoothing": "smoothgrad", "nt_samples": 64}
     w.state.wait(60)  # not w.wait(): the refresh must come from the background timer
@@ -109,11 +110,12 @@ def test_the_picture_is_redrawn_from_the_worker_only_for_final_results(demo, sho
 
 
 def test_compare_and_dataset_widgets_carry_pictures_too(demo):
-    model, images, labels, classes = demo
+    model, images, _labels, classes = demo
     cw = CompareWidget(model, images[0], methods=["saliency", "grad_cam"], classes=classes)
     before = cw.snapshot()
     after = decode(cw.wait(120)._repr_mimebundle_()["image/png"])
-    assert after.shape[1] == 600 and (after.shape != decode(before).shape or (after != decode(before)).any())
+    assert after.shape[1] == 600 and (after.shape != decode(before).shape
+                                      or (after != decode(before)).any())
     assert "2 methods" in cw._repr_mimebundle_()["text/plain"]
     cw.close()
     hans = load_clever_hans()
@@ -179,7 +181,7 @@ def test_a_saved_notebook_shows_the_settled_view_in_nbconverts_html(executed, de
     html, _ = HTMLExporter().from_notebook_node(nb)
     assert pictures(html) == [png]  # once, where the widget was: no duplicate picture
     assert f'"model_id": "{model_id}"' in html  # and the live view, for online viewers
-    model, images, labels, classes = demo
+    model, images, _labels, classes = demo
     w = ExplainWidget(model, images[0], classes=classes)
     empty = decode(png_bytes(draw_explain(w.state, None)))
     w.close()

@@ -54,9 +54,11 @@ def test_kernel_shap_equals_captum(model, image):
 def test_kernel_shap_is_additive(model, image):
     e = explain(model, image, method="kernel_shap", baseline="zero")
     with torch.no_grad():
-        gap = (torch.softmax(model(image[None]), 1) - torch.softmax(model(torch.zeros(1, 1, 28, 28)), 1))[0]
+        gap = (torch.softmax(model(image[None]), 1)
+               - torch.softmax(model(torch.zeros(1, 1, 28, 28)), 1))[0]
     segments = segment(image, "slic", n_segments=50, compactness=0.3)
-    per_segment = np.stack([[e.map(t)[segments.numpy() == s][0] for s in range(int(segments.max()) + 1)]
+    per_segment = np.stack([[e.map(t)[segments.numpy() == s][0]
+                             for s in range(int(segments.max()) + 1)]
                             for t in range(10)])
     np.testing.assert_allclose(per_segment.sum(1), gap.numpy(), atol=1e-3)
 

@@ -41,7 +41,8 @@ STATES = [
      "baseline_alpha": 0.3},
     {"method": "occlusion", "params": {"window": 7, "stride": 3}, "baseline": "zero",
      "baseline_alpha": 0.0},
-    {"method": "saliency", "params": {"absolute": False}, "baseline": "zero", "baseline_alpha": 0.0},
+    {"method": "saliency", "params": {"absolute": False}, "baseline": "zero",
+     "baseline_alpha": 0.0},
     {"method": "deeplift", "params": {}, "baseline": "uniform", "baseline_alpha": 0.5},
     {"method": "grad_cam", "params": {"relu": False}, "baseline": "zero", "baseline_alpha": 0.0},
     {"method": "lrp", "params": {"rule": "gamma"}, "baseline": "zero", "baseline_alpha": 0.0},
@@ -133,7 +134,8 @@ def test_invalid_values_from_python_raise_at_once(widget, change, match):
     ("params", {"n_steps": -5}, "n_steps must be in 1..1000"),
     ("target", 10, "target 10 is out of range"),
 ])
-def test_invalid_values_from_the_front_end_show_and_keep_the_last_view(widget, control, value, match):
+def test_invalid_values_from_the_front_end_show_and_keep_the_last_view(widget, control, value,
+                                                                        match):
     good = widget.explanation
     shown = widget.panels["map"].view.attribution
     widget.state.set(control, value)  # what every control does with the value it got
@@ -208,7 +210,8 @@ def test_method_controls_follow_the_spec(widget):
 
 def test_noise_controls_show_only_with_a_noise_tunnel(widget):
     def shown():
-        return [c._param for c in widget.panels["controls"].params.children if c.layout.display != "none"]
+        return [c._param for c in widget.panels["controls"].params.children
+                if c.layout.display != "none"]
 
     assert "nt_samples" not in shown()
     widget.params = {"smoothing": "smoothgrad"}
@@ -245,5 +248,6 @@ def test_constructor_errors(model, image):
 
 def test_notes_are_shown(model, image):
     w = ExplainWidget(model, image, method="gradient_shap").wait(TIMEOUT)
-    assert "data=images" in w.panels["status"].notes.value  # says what was used instead of reference images
+    # says what was used instead of reference images
+    assert "data=images" in w.panels["status"].notes.value
     w.close()
