@@ -145,8 +145,9 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
     if per_target == 0:  # one forward pass serves every target: bound its batches
         return spec.compute(replace(task, per_pass=images_per_pass(task.adapter, task.image,
                                                                     budget)))
-    if n_targets == 1 and not streams:
-        return spec.compute(task)
+    if n_targets == 1 and not streams:  # its passes still follow the budget
+        return spec.compute(replace(task, per_pass=images_per_pass(task.adapter, task.image,
+                                                                    budget)))
     if max_seconds is not None and n_targets > 1:
         seconds = seconds_for(task.adapter, task.image, per_target * n_targets)
         if seconds > max_seconds:
@@ -165,6 +166,7 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
         return _chunked(spec, task, chunk)
     per_pass = images_per_pass(task.adapter, task.image, budget, most=max(256, per_target))
     chunk = max(1, per_pass // max(per_target, 1))
+    task = replace(task, per_pass=min(per_pass, 256))
     if chunk >= n_targets:
         return spec.compute(task)
     return _chunked(spec, task, chunk)
