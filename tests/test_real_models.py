@@ -24,6 +24,7 @@ from torch import nn
 from tests.real_models import hf_vit, import_torchvision, rgb_image, torchvision_model
 from xai_widgets import InputError, explain, methods
 from xai_widgets.adapter import ModelAdapter
+from xai_widgets.budget import measure
 from xai_widgets.methods import cam_methods, captum_methods, lrp_methods, registry
 from xai_widgets.zoo import load_demo
 
@@ -197,6 +198,8 @@ def test_shap_explains_only_the_requested_targets(method):
     The model shap sees returns the requested targets only."""
     c = case("resnet18")
     model = Counted(c.model)
+    adapter = ModelAdapter(model)
+    measure(adapter, adapter.image(c.image)[0])  # the memory budget's one-off probe
     CALLS.clear()
     explain(model, c.image, method=method, targets=[c.target], data=c.data,
             **cheap(method, 64))
