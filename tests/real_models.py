@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,15 @@ def resnet18_1000() -> torch.nn.Module:
     torchvision = import_torchvision()
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None).eval()
+
+
+def blocks_of(cam: np.ndarray, patch: int) -> np.ndarray:
+    """The (side, side) patch values of a map upsampled with 'nearest'; asserts each patch
+    is constant."""
+    side = cam.shape[0] // patch
+    tiles = cam.reshape(side, patch, side, patch)
+    assert np.allclose(tiles, tiles[:, :1, :, :1]), "not constant within patches"
+    return tiles[:, 0, :, 0]
 
 
 def vit_b_16() -> torch.nn.Module:

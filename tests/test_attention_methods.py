@@ -12,7 +12,7 @@ from torch import nn
 
 from tests import real_models
 from tests.conftest import checksum
-from tests.real_models import hf_vit, import_torchvision, rgb_image
+from tests.real_models import blocks_of, hf_vit, import_torchvision, rgb_image
 from xai_widgets import explain, methods
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.errors import InputError
@@ -48,15 +48,6 @@ def tiny_tv_vit() -> nn.Module:
                                                  num_classes=5)
     nn.init.normal_(model.heads.head.weight, std=0.5)
     return model.eval()
-
-
-def blocks_of(cam: np.ndarray, patch: int) -> np.ndarray:
-    """The (side, side) patch values of a map upsampled with 'nearest'; asserts each patch
-    is constant."""
-    side = cam.shape[0] // patch
-    tiles = cam.reshape(side, patch, side, patch)
-    assert np.allclose(tiles, tiles[:, :1, :, :1]), "not constant within patches"
-    return tiles[:, 0, :, 0]
 
 
 def state(model: nn.Module) -> tuple:

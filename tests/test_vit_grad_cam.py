@@ -9,22 +9,13 @@ import torch
 from scipy.stats import spearmanr
 
 from tests import real_models
-from tests.real_models import hf_vit, rgb_image
+from tests.real_models import blocks_of, hf_vit, rgb_image
 from xai_widgets import explain, methods
 
 
 @pytest.fixture(scope="module")
 def vit_b_16():
     return real_models.vit_b_16()
-
-
-def blocks_of(cam: np.ndarray, patch: int) -> np.ndarray:
-    """The (side, side) patch values of a map upsampled with 'nearest'; asserts each patch
-    is constant."""
-    side = cam.shape[0] // patch
-    tiles = cam.reshape(side, patch, side, patch)
-    assert np.allclose(tiles, tiles[:, :1, :, :1]), "not constant within patches"
-    return tiles[:, 0, :, 0]
 
 
 def test_vit_b_16_maps_are_14_by_14_patches_upsampled_to_224(vit_b_16):
