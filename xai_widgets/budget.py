@@ -142,12 +142,11 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
     per_target = images_per_target(spec, task.params)
     n_targets = len(task.targets)
     streams = spec.streams_with(task.params)
-    if per_target == 0:  # one forward pass serves every target: bound its batches
-        return spec.compute(replace(task, per_pass=images_per_pass(task.adapter, task.image,
-                                                                    budget)))
-    if n_targets == 1 and not streams:  # its passes still follow the budget
-        return spec.compute(replace(task, per_pass=images_per_pass(task.adapter, task.image,
-                                                                    budget)))
+    budget = default_budget(task.image.device) if budget is None else int(budget)
+    # every method's passes follow the budget, whatever is chunked below
+    task = replace(task, per_pass=images_per_pass(task.adapter, task.image, budget))
+    if per_target == 0 or (n_targets == 1 and not streams):
+        return spec.compute(task)  # one pass serves every target, or there is one target
     if max_seconds is not None and n_targets > 1:
         seconds = seconds_for(task.adapter, task.image, per_target * n_targets)
         if seconds > max_seconds:
@@ -157,16 +156,11 @@ def run_in_chunks(spec, task, budget: int | None = None, max_seconds: float | No
                 "targets=[...] with the classes you need (e.g. the 10 most probable), choose "
                 "a cheaper method (saliency, grad_cam), or raise max_seconds")
     if streams:  # passes of per_pass images; chunks only bound what is held per target
-        budget = default_budget(task.image.device) if budget is None else int(budget)
-        task = replace(task, per_pass=images_per_pass(task.adapter, task.image, budget))
         held = held_per_target(task.params) * task.image.numel() * task.image.element_size()
         chunk = max(1, budget // 2 // held)
-        if chunk >= n_targets:
-            return spec.compute(task)
-        return _chunked(spec, task, chunk)
-    per_pass = images_per_pass(task.adapter, task.image, budget, most=max(256, per_target))
-    chunk = max(1, per_pass // max(per_target, 1))
-    task = replace(task, per_pass=min(per_pass, 256))
+    else:  # the method batches all of a chunk's targets in one call
+        per_call = images_per_pass(task.adapter, task.image, budget, most=max(256, per_target))
+        chunk = max(1, per_call // max(per_target, 1))
     if chunk >= n_targets:
         return spec.compute(task)
     return _chunked(spec, task, chunk)
