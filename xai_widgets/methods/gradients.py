@@ -67,7 +67,7 @@ def rows_per_pass(task, most: int = 256) -> int:
     """Images per pass of a method that batches its own rows: the memory budget's
     ``task.per_pass`` (see ``budget.images_per_pass``), at most ``most`` images (bigger CPU
     batches fall out of the caches), at least one."""
-    return max(1, min(most, task.per_pass or most))
+    return task.pass_size(most)
 
 
 def in_passes(task, rows: torch.Tensor, evaluate, accumulate, done: int = 0,

@@ -54,7 +54,7 @@ def fitted_in_rounds(task: Task, draw, fit) -> torch.Tensor:
     samples = draw(n, int(segments.max()) + 1, p["seed"])
     keep = torch.from_numpy(samples.astype(bool)).to(task.image.device)
     scores, done = [], 0
-    batch_size = min(p["batch_size"], task.per_pass or p["batch_size"])  # the memory budget
+    batch_size = task.pass_size(p["batch_size"])  # within the memory budget
     for end in (sample_rounds(n) if task.progressive else [n]):
         offset = done
         part = replace(task, progress=lambda d, total, offset=offset: task.report(offset + d, n))

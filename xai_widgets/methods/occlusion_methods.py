@@ -72,7 +72,7 @@ def check_window(window: int, stride: int, height: int, width: int) -> None:
 def occlusion(task: Task) -> torch.Tensor:
     p = task.params
     window, stride = p["window"], p["stride"]
-    batch_size = min(p["batch_size"], task.per_pass or p["batch_size"])  # the memory budget
+    batch_size = task.pass_size(p["batch_size"])  # within the memory budget
     _, channels, height, width = task.image.shape
     check_window(window, stride, height, width)
     rows, cols = window_starts(height, window, stride), window_starts(width, window, stride)

@@ -119,6 +119,11 @@ class Task:
             self.check()
             self.on_round(raw.detach(), done, total, unit)
 
+    def pass_size(self, most: int) -> int:
+        """Images per pass: ``most`` (a method's batch size), fewer when the memory budget's
+        ``per_pass`` is smaller; at least one."""
+        return max(1, min(most, self.per_pass or most))
+
     def report(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
