@@ -3,8 +3,11 @@ rises along a concept's direction, tested against directions learned from random
 
 Each of ``runs`` experiments learns the concept's CAV from a random 80 % of its positives and
 negatives (captum's default linear classifier); each random experiment learns a CAV from the
-same images with the labels shuffled. The p-value is a two-sided Welch t-test between the
-two groups of scores: a concept the class does not use scores like the random directions.
+same images with the labels shuffled. The p-value is a Welch t-test between the two groups
+of scores, one-sided by default (``alternative="greater"``: does the class's score rise
+along the concept more often than along random directions?); a concept the class does not
+use scores like the random directions. ``"two-sided"`` also flags a concept that lowers the
+score, as Kim et al. test it.
 
 >>> from xai_widgets.concepts import Concept
 >>> from xai_widgets.tcav import concept_sets
@@ -16,7 +19,9 @@ two groups of scores: a concept the class does not use scores like the random di
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import random
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -82,7 +87,8 @@ def concept_sets(positives: torch.Tensor, negatives: torch.Tensor, runs: int, se
 
 
 def tcav(model, images, concept, target: int, *, runs: int = 30, seed: int = 0,
-         alpha: float = 0.01, batch_size: int = 64) -> TCAVResult:
+         alpha: float = 0.01, alternative: str = "greater",
+         batch_size: int = 64) -> TCAVResult:
     """TCAV of ``concept`` (an ``xai_widgets.concepts.Concept``) for class ``target`` over
     (N,C,H,W) ``images``, with ``runs`` concept and ``runs`` random experiments."""
     from captum.concept import TCAV
@@ -91,6 +97,8 @@ def tcav(model, images, concept, target: int, *, runs: int = 30, seed: int = 0,
 
     from xai_widgets.concepts import _images, layer_module
 
+    if alternative not in ("greater", "two-sided"):
+        raise InputError(f"alternative must be 'greater' or 'two-sided'; got {alternative!r}")
     if runs < 2:
         raise InputError(f"runs must be at least 2 for a p-value; got {runs}")
     adapter = ModelAdapter(model, preprocess=concept.preprocess)
@@ -109,7 +117,9 @@ def tcav(model, images, concept, target: int, *, runs: int = 30, seed: int = 0,
 
     experiments = [pair(*s) for s in sets.concept] + [pair(*s) for s in sets.random]
     totals = np.zeros(len(experiments))
-    with tempfile.TemporaryDirectory() as folder, seeded(seed, device), \
+    state = random.getstate()  # captum's classifier shuffles with Python's generator
+    random.seed(seed)
+    with tempfile.TemporaryDirectory() as folder, seeded(seed, device), _restored(state), \
             warnings.catch_warnings(), torch.enable_grad(), adapter.eval_mode():
         warnings.simplefilter("ignore")  # captum warns that its classifier keeps data in memory
         explainer = TCAV(adapter.forward_module, layers=[f"model.{concept.layer}"],
@@ -121,17 +131,30 @@ def tcav(model, images, concept, target: int, *, runs: int = 30, seed: int = 0,
                 for a, b in experiments])
     totals /= len(inputs)
     concept_scores, random_scores = totals[:runs], totals[runs:]
-    return TCAVResult(float(concept_scores.mean()), p_value(concept_scores, random_scores),
+    return TCAVResult(float(concept_scores.mean()),
+                      p_value(concept_scores, random_scores, alternative),
                       tuple(concept_scores.tolist()), tuple(random_scores.tolist()),
                       concept.layer, int(target), alpha)
 
 
-def p_value(scores: np.ndarray, random_scores: np.ndarray) -> float:
-    """Two-sided Welch t-test; identical constant groups give 1, distinct constant ones 0."""
+@contextlib.contextmanager
+def _restored(state):
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def p_value(scores: np.ndarray, random_scores: np.ndarray, alternative: str = "greater") -> float:
+    """Welch's t-test of the concept's scores against the random ones; for two constant
+    groups 0 when they differ in the tested direction, else 1."""
     from scipy.stats import ttest_ind
 
     if np.ptp(scores) == 0 and np.ptp(random_scores) == 0:
-        return 1.0 if scores[0] == random_scores[0] else 0.0
+        differ = (scores[0] > random_scores[0] if alternative == "greater"
+                  else scores[0] != random_scores[0])
+        return 0.0 if differ else 1.0
     with warnings.catch_warnings():  # a constant group is fine: Welch's test handles it
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(ttest_ind(scores, random_scores, equal_var=False).pvalue)
+        return float(ttest_ind(scores, random_scores, equal_var=False,
+                               alternative=alternative).pvalue)
