@@ -49,13 +49,22 @@ def test_concept_from_region_finds_the_tag(tag, hans):
     assert float(pasted[:, tag.region].min()) == 1.0 and float(pasted[:, ~tag.region].max()) == 0
 
 
-def test_from_images_of_a_cluster_localises_the_tag(hans):
+def test_from_images_of_two_groups_localises_the_tag_and_learns_it_paired(hans, tag):
+    """Tagged 7s against other digits: the groups differ in digit shape too, which the
+    paired direction (the patch pasted onto the negatives) leaves out."""
     sevens = hans.labels == 7
     carrier = hans.masks.flatten(1).any(1)
-    concept = concepts.Concept.from_images(hans.model, hans.images[sevens & carrier][:40],
-                                           hans.images[~carrier][:80])
-    inside = concept.region & hans.masks[carrier][0]
-    assert int(inside.sum()) >= 14 and int((concept.region & ~inside).sum()) <= 2
+    positives, negatives = hans.images[sevens & carrier][:40], hans.images[~carrier][:80]
+    concept = concepts.Concept.from_images(hans.model, positives, negatives)
+    assert torch.equal(concept.region, hans.masks[carrier][0])
+    assert torch.equal(concept.positives, concept.insert(negatives))
+    as_given = concepts.Concept.from_images(hans.model, positives, negatives, paired=False)
+    assert torch.equal(as_given.positives, positives)
+    assert float(concept.cav @ tag.cav) > 0.95 > float(as_given.cav @ tag.cav) + 0.1
+    with pytest.raises(InputError, match="paired=True needs"):
+        faint = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 0.1
+        concepts.Concept.from_images(hans.model, faint[:10], faint[10:], paired=True,
+                                     min_accuracy=0)
 
 
 def test_tcav_equals_captum_on_the_same_sets_layer_and_seed(hans, tag, clean):

@@ -59,12 +59,20 @@ class Concept:
 
     @classmethod
     def from_images(cls, model: nn.Module, positives, negatives, layer: str | None = None, *,
-                    preprocess: Callable | None = None, name: str = "concept",
-                    min_accuracy: float = MIN_ACCURACY, seed: int = 0) -> Concept:
+                    paired: bool | None = None, preprocess: Callable | None = None,
+                    name: str = "concept", min_accuracy: float = MIN_ACCURACY,
+                    seed: int = 0) -> Concept:
         """Learn the concept at ``layer`` (default: the last convolutional block,
-        ``default_layer``). Raises ``InputError`` for fewer than 5 images a side, images of
-        another shape than the model takes, an unknown layer, or a concept the layer cannot
-        tell apart (held-out accuracy below ``min_accuracy``)."""
+        ``default_layer``).
+
+        When the positives differ from the negatives at a fixed place (a tag, a watermark:
+        ``region``), the direction is learned as ``from_region`` learns it, from the
+        negatives with the positives' ``patch`` pasted in against the negatives as they are:
+        whatever else differs between the two groups (digit shapes, backgrounds) stays out
+        of it. ``paired=False`` learns from the two groups as given. Raises ``InputError`` for
+        fewer than 5 images a side, images of another shape than the model takes, an unknown
+        layer, or groups the layer cannot tell apart (held-out accuracy below
+        ``min_accuracy``)."""
         adapter = ModelAdapter(model, preprocess=preprocess)
         positives, negatives = _images(adapter, positives, "positives"), _images(
             adapter, negatives, "negatives")
@@ -72,29 +80,27 @@ class Concept:
             raise InputError(f"positives are {tuple(positives.shape[1:])} images but negatives "
                              f"are {tuple(negatives.shape[1:])}: pass images of one size")
         layer = layer or default_layer(model)
-        acts_pos = activations(adapter, positives, layer)
-        acts_neg = activations(adapter, negatives, layer)
-        accuracy = held_out_accuracy(acts_pos, acts_neg, seed)
-        if accuracy < min_accuracy:
-            raise InputError(
-                f"layer {layer!r} cannot tell the positives from the negatives: held-out "
-                f"accuracy {accuracy:.0%} (50 % is chance). Choose images that differ more "
-                "clearly in the concept, more images, or another layer (layer=...); "
-                "min_accuracy=0 accepts it anyway")
+        accuracy = separability(adapter, positives, negatives, layer, min_accuracy, seed)
         region, patch = localize(positives, negatives)
-        clean_mean, artifact_mean = acts_neg.mean(0), acts_pos.mean(0)
-        direction = artifact_mean - clean_mean
-        return cls(layer, direction / direction.norm().clamp_min(1e-12), clean_mean,
-                   artifact_mean, accuracy, positives.cpu(), negatives.cpu(), region, patch,
-                   preprocess, name)
+        if paired is None:
+            paired = bool(region.any())
+        if paired and not region.any():
+            raise InputError("paired=True needs positives that differ from the negatives at "
+                             "the same pixels (a tag, a watermark); none were found: pass "
+                             "paired=False")
+        if paired:
+            positives = torch.where(region, patch, negatives)
+        return cls._learn(adapter, positives, negatives, layer, accuracy, region, patch, name,
+                          preprocess)
 
     @classmethod
-    def from_region(cls, model: nn.Module, image, mask, others, layer: str | None = None,
-                    **options) -> Concept:
+    def from_region(cls, model: nn.Module, image, mask, others, layer: str | None = None, *,
+                    preprocess: Callable | None = None, name: str = "concept",
+                    min_accuracy: float = MIN_ACCURACY, seed: int = 0) -> Concept:
         """The concept of what ``image`` shows inside ``mask`` (H,W or C,H,W bool): pasted onto
         each of ``others`` for the positives (artifact insertion); ``others`` as they are
         are the negatives."""
-        adapter = ModelAdapter(model, preprocess=options.get("preprocess"))
+        adapter = ModelAdapter(model, preprocess=preprocess)
         others = _images(adapter, others, "others")
         picture = _images(adapter, torch.as_tensor(np.asarray(image))[None]
                           if np.ndim(image) == 3 else image, "image")[0]
@@ -106,13 +112,30 @@ class Concept:
         if not region.any():
             raise InputError("the mask is empty: paint the region that shows the concept")
         positives = torch.where(region, picture, others)
-        return cls.from_images(model, positives, others, layer, **options)
+        layer = layer or default_layer(model)
+        accuracy = separability(adapter, positives, others, layer, min_accuracy, seed)
+        patch = torch.where(region, picture, torch.zeros_like(picture))
+        return cls._learn(adapter, positives, others, layer, accuracy, region, patch, name,
+                          preprocess)
 
-    def relearn(self, model: nn.Module, min_accuracy: float = 0.0) -> Concept:
-        """The same images and layer, learned on ``model`` (e.g. a corrected copy)."""
-        return Concept.from_images(model, self.positives, self.negatives, self.layer,
-                                   preprocess=self.preprocess, name=self.name,
-                                   min_accuracy=min_accuracy)
+    @classmethod
+    def _learn(cls, adapter: ModelAdapter, positives: torch.Tensor, negatives: torch.Tensor,
+               layer: str, accuracy: float, region: torch.Tensor, patch: torch.Tensor,
+               name: str, preprocess: Callable | None) -> Concept:
+        clean_mean = activations(adapter, negatives, layer).mean(0)
+        artifact_mean = activations(adapter, positives, layer).mean(0)
+        direction = artifact_mean - clean_mean
+        return cls(layer, direction / direction.norm().clamp_min(1e-12), clean_mean,
+                   artifact_mean, accuracy, positives.cpu(), negatives.cpu(), region, patch,
+                   preprocess, name)
+
+    def relearn(self, model: nn.Module) -> Concept:
+        """The same images, layer and region, learned on ``model`` (e.g. a corrected copy);
+        ``accuracy`` is measured anew and not checked."""
+        adapter = ModelAdapter(model, preprocess=self.preprocess)
+        accuracy = separability(adapter, self.positives, self.negatives, self.layer, 0.0)
+        return Concept._learn(adapter, self.positives, self.negatives, self.layer, accuracy,
+                              self.region, self.patch, self.name, self.preprocess)
 
     def insert(self, images: torch.Tensor) -> torch.Tensor:
         """Copies of (N,C,H,W) ``images`` with the concept's patch pasted into its region."""
@@ -192,6 +215,21 @@ def activations(adapter: ModelAdapter, images: torch.Tensor, layer: str,
     finally:
         handle.remove()
     return torch.cat(kept).double()
+
+
+def separability(adapter: ModelAdapter, positives: torch.Tensor, negatives: torch.Tensor,
+                 layer: str, min_accuracy: float, seed: int = 0) -> float:
+    """Held-out accuracy of telling the two groups apart at ``layer``; an ``InputError``
+    below ``min_accuracy``."""
+    accuracy = held_out_accuracy(activations(adapter, positives, layer),
+                                 activations(adapter, negatives, layer), seed)
+    if accuracy < min_accuracy:
+        raise InputError(
+            f"layer {layer!r} cannot tell the positives from the negatives: held-out "
+            f"accuracy {accuracy:.0%} (50 % is chance). Choose images that differ more "
+            "clearly in the concept, more images, or another layer (layer=...); "
+            "min_accuracy=0 accepts it anyway")
+    return accuracy
 
 
 def held_out_accuracy(positives: torch.Tensor, negatives: torch.Tensor, seed: int = 0,
