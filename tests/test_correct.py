@@ -157,6 +157,13 @@ def test_report_measures_before_and_after(hans, tag, clean):
     assert after["relevance on artifact"] < 0.5 * before["relevance on artifact"]
     assert before["TCAV score"] > 0.9
     assert "<table" in result._repr_html_() and "flip rate" in str(result)
+    reused = correct.report(hans.model, {"half": correct.project_out(hans.model, tag, 0.5)},
+                            images, labels, artifact=tag, n_relevance=40, tcav_runs=4,
+                            before=result)
+    assert reused.values["before"] is before and list(reused.values) == ["before", "half"]
+    with pytest.raises(InputError, match="before= is a report of other images"):
+        correct.report(hans.model, fixed, images[:50], labels[:50], artifact=tag,
+                       tcav_runs=0, before=result)
     assert result.counts == {"clean": 200, "artifact": int((labels != 7).sum()),
                              "relevance": 40}
 

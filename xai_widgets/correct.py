@@ -61,15 +61,19 @@ class ConceptEdit(nn.Module):
     def forward(self, *args, **kwargs):
         out = self.layer(*args, **kwargs)
         flat = out.flatten(1)
-        cav, anchor = self.cav.to(flat), self.clean.to(flat)
-        strength = self.strength
         if self.mode == "shuffle":
-            flat, strength = flat.detach(), 1.0
-            level = torch.rand(len(flat), 1, device=flat.device, dtype=flat.dtype)
-            level = (1 + 2 * self.spread) * level - self.spread
-            anchor = anchor + level * (self.artifact.to(flat) - anchor)
-        along = ((flat - anchor) * cav).sum(1, keepdim=True)
-        return (flat - strength * along * cav).view_as(out)
+            return self._shuffled(flat.detach()).view_as(out)
+        # linear in the activations (a matrix product and a product with a constant), so
+        # DeepLift and the model checks treat it as the linear map it is
+        along = torch.matmul(flat - self.clean, self.cav)
+        return (flat - self.strength * torch.outer(along, self.cav)).view_as(out)
+
+    def _shuffled(self, flat: torch.Tensor) -> torch.Tensor:
+        level = torch.rand(len(flat), 1, device=flat.device, dtype=flat.dtype)
+        level = (1 + 2 * self.spread) * level - self.spread
+        anchor = self.clean + level * (self.artifact - self.clean)
+        along = ((flat - anchor) * self.cav).sum(1, keepdim=True)
+        return flat - along * self.cav
 
 
 def project_out(model: nn.Module, concept: Concept, strength: float = 1.0) -> nn.Module:

@@ -26,15 +26,15 @@ from torch import nn
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.errors import InputError
 
-METRICS = ("clean accuracy", "flip rate", "relevance on artifact", "TCAV score")
-LOWER_IS_BETTER = {"flip rate": True, "relevance on artifact": True, "TCAV score": True,
-                   "clean accuracy": False}
+METRICS = ("clean accuracy", "flip rate", "relevance on artifact", "TCAV score",
+           "TCAV p-value")
 
 
 @dataclass(frozen=True)
 class CorrectionReport:
     """``values[column][metric]``: columns "before" and one per corrected model; metrics
-    ``METRICS`` (fractions in 0..1; TCAV is None when skipped). ``target``: the shortcut's
+    ``METRICS`` (fractions in 0..1; the TCAV p-value is one-sided against random directions,
+    significant below 0.01; both TCAV rows are None when skipped). ``target``: the shortcut's
     class; ``counts``: how many images each metric was measured on."""
 
     values: dict
@@ -49,16 +49,20 @@ class CorrectionReport:
         columns = list(self.values)
         lines = ["metric".ljust(24) + "".join(c.rjust(14) for c in columns)]
         for row in self.rows():
-            lines.append(row["metric"].ljust(24) + "".join(_cell(row[c]).rjust(14)
-                                                            for c in columns))
+            lines.append(row["metric"].ljust(24) + "".join(
+                format_value(row[c], row["metric"]).rjust(14) for c in columns))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         return html_table(self)
 
 
-def _cell(value) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %" if value <= 1 else f"{value:.2f}"
+def format_value(value, metric: str) -> str:
+    if value is None:
+        return "—"
+    if metric == "TCAV p-value":
+        return f"{value:.1e}"
+    return f"{100 * value:.1f} %"
 
 
 def html_table(result: CorrectionReport) -> str:
@@ -67,7 +71,7 @@ def html_table(result: CorrectionReport) -> str:
     head = "".join(f"<th>{c}</th>" for c in ["", *columns])
     body = []
     for row in result.rows():
-        cells = [f"<td>{_cell(row[c])}</td>" for c in columns]
+        cells = [f"<td>{format_value(row[c], row['metric'])}</td>" for c in columns]
         body.append(f"<tr><th>{row['metric']}</th>{''.join(cells)}</tr>")
     note = (f"shortcut class {result.target}; flip rate and relevance over "
             f"{result.counts['artifact']} images of other classes with the artifact pasted in")
@@ -77,14 +81,17 @@ def html_table(result: CorrectionReport) -> str:
 
 def report(model: nn.Module, fixed, images, labels, *, artifact, target: int | None = None,
            method: str = "integrated_gradients", n_relevance: int = 200, tcav_runs: int = 30,
-           seed: int = 0) -> CorrectionReport:
-    """Measure ``model`` and ``fixed`` (a model, or a dict name → model) on held-out clean
+           seed: int = 0, before: CorrectionReport | None = None) -> CorrectionReport:
+    """Measure ``model`` and ``fixed`` (a model, or a dict name → model; an empty dict
+    measures ``model`` alone) on held-out clean
     ``images`` with ``labels``. ``artifact`` is the shortcut's ``Concept``: its patch is
     pasted into the images of the other classes (flip rate: share then predicted as
     ``target``; relevance: mean share of positive ``method`` relevance for ``target`` inside
     the patch, over ``n_relevance`` of them), and it is relearned on each model for TCAV on the
     ``target`` class's images (``tcav_runs=0`` skips TCAV). ``target`` defaults to the class
-    ``model`` predicts most for the concept's positives."""
+    ``model`` predicts most for the concept's positives. ``before``: an earlier report of
+    ``model`` on the same images and settings, whose "before" column is reused (a live view
+    that measures a new correction each time measures only that one)."""
     from xai_widgets.batch import explain_many
     from xai_widgets.concepts import _images
     from xai_widgets.metrics import relevance_mass
@@ -104,6 +111,12 @@ def report(model: nn.Module, fixed, images, labels, *, artifact, target: int | N
     models = {"before": model, **(dict(fixed) if isinstance(fixed, Mapping)
                                   else {"after": fixed})}
     values = {}
+    if before is not None:
+        if before.target != target or before.counts["clean"] != len(images):
+            raise InputError("before= is a report of other images or another class: measure "
+                             "it with the same images, labels and target")
+        values["before"] = before.values["before"]
+        del models["before"]
     for column, candidate in models.items():
         checked = ModelAdapter(candidate, preprocess=artifact.preprocess)
         row = {"clean accuracy": float((predict(checked, images) == labels).float().mean()),
@@ -112,15 +125,16 @@ def report(model: nn.Module, fixed, images, labels, *, artifact, target: int | N
                             preprocess=artifact.preprocess)
         row["relevance on artifact"] = float(np.mean([
             relevance_mass(m, artifact.region) for m in maps]))
-        row["TCAV score"] = None
+        row["TCAV score"] = row["TCAV p-value"] = None
         if tcav_runs:
             concept = artifact.relearn(candidate)
-            row["TCAV score"] = tcav(candidate, images[labels == target], concept, target,
-                                     runs=tcav_runs, seed=seed).score
+            result = tcav(candidate, images[labels == target], concept, target,
+                          runs=tcav_runs, seed=seed)
+            row["TCAV score"], row["TCAV p-value"] = result.score, result.p_value
         values[column] = row
     counts = {"clean": len(images), "artifact": len(carrying),
               "relevance": min(n_relevance, len(carrying))}
-    return CorrectionReport(values, int(target), counts)
+    return CorrectionReport({"before": values.pop("before"), **values}, int(target), counts)
 
 
 def predict(adapter: ModelAdapter, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

@@ -23,6 +23,7 @@ from xai_widgets import methods
 from xai_widgets.adapter import ModelAdapter
 from xai_widgets.encoding import encode
 from xai_widgets.engine import run_in_background
+from xai_widgets.errors import InputError
 from xai_widgets.explain import explain
 from xai_widgets.metrics import deletion_curve
 from xai_widgets.sanity import sanity_check
@@ -43,7 +44,9 @@ class CompareWidget(StaticFallback, widgets.VBox):
     ``weights`` (torchvision weights, a timm data config, a Hugging Face image processor) and
     ``layout`` as in ``ExplainWidget``: every method explains the image as shown (resized and
     cropped). Read-only: ``explanations`` ({method: Explanation}), ``sanity`` ({method: SSIM}),
-    ``deletion_auc`` ({method: (auc, random auc)}), ``status``, ``error``; ``wait()``;
+    ``deletion_auc`` ({method: (auc, random auc)}), ``status`` (naming any method that cannot
+    explain this model, e.g. LRP on a model with an edited layer: the others are shown),
+    ``error``; ``wait()``;
     ``snapshot()`` (the view as a PNG, kept in the notebook for viewers without a kernel).
     """
 
@@ -110,10 +113,15 @@ class CompareWidget(StaticFallback, widgets.VBox):
     def _work(self):
         model, x, names, data, with_sanity, with_faithfulness = self._args
         results, sanity, deletion = {}, {}, {}
+        self._skipped = {}
         for name in names:
             adapter = self._adapter
-            e = explain(model, x, method=name, targets=self._target, data=data,
-                        preprocess=adapter.preprocess, output=adapter.output)
+            try:
+                e = explain(model, x, method=name, targets=self._target, data=data,
+                            preprocess=adapter.preprocess, output=adapter.output)
+            except InputError as error:  # e.g. LRP on a model with an edited layer: the rest
+                self._skipped[name] = str(error)
+                continue
             results[name] = e
             if with_sanity:
                 sanity[name] = float(sanity_check(model, x, method=name, target=self._target,
@@ -123,6 +131,8 @@ class CompareWidget(StaticFallback, widgets.VBox):
                 curve = deletion_curve(adapter, x, e.map(self._target), self._target)
                 deletion[name] = (curve.auc, curve.random_auc)
             set_text(self._status_line, f"computing… {len(results)}/{len(names)}", "muted")
+        if not results:
+            raise InputError("; ".join(self._skipped.values()))
         return results, sanity, deletion
 
     def _on_error(self, message: str) -> None:
@@ -157,7 +167,8 @@ class CompareWidget(StaticFallback, widgets.VBox):
             self._tiles.groups = [{"title": "shared colour scale" if self._shared else
                                    "each map on its own colour scale",
                                    "indices": list(range(len(names)))}]
-        self.set_trait("status", f"{len(names)} methods")
-        set_text(self._status_line, f"<span class='xai-ok'>✓</span> {len(names)} methods")
+        skipped = "".join(f"; {name} skipped: {reason}" for name, reason in self._skipped.items())
+        self.set_trait("status", f"{len(names)} methods{skipped}")
+        set_text(self._status_line, f"<span class='xai-ok'>✓</span> {escape(self.status)}")
         self._done.set()
         self._snapshot_soon()
