@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from xai_widgets.zoo import load_demo
+from xai_widgets.zoo import load_clever_hans, load_demo
 
 warnings.filterwarnings("ignore", module="captum")
 
@@ -24,6 +24,18 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def demo():
     return load_demo("mnist")
+
+
+@pytest.fixture(scope="session")
+def hans():
+    """The shipped Clever-Hans demo: the shortcut model, its clean twin, tagged digits."""
+    return load_clever_hans()
+
+
+@pytest.fixture(scope="session")
+def clean(demo):
+    """The held-out digits without any tag, and their labels."""
+    return demo[1], demo[2]
 
 
 @pytest.fixture

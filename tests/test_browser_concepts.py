@@ -89,6 +89,16 @@ def overflowing(page) -> list[str]:
     }""", f"{CONCEPT}, {FIX}")
 
 
+def slide_down_to(page, handle, strength: str) -> tuple[str, str]:
+    """Ten steps of 0.05 down with the keyboard; the flip rates once the panel shows them."""
+    for _ in range(10):
+        handle.press("ArrowLeft")
+    page.wait_for_function(
+        f"sel => document.querySelector(sel).innerText.includes('strength {strength} ·')",
+        arg=FIX, timeout=60_000)
+    return flip_rates(page)
+
+
 def test_cluster_concept_tcav_projection_report(server, browser):
     url, log = server
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -130,18 +140,8 @@ def test_cluster_concept_tcav_projection_report(server, browser):
             # the slider down to 0.5: the maps, the predictions and the report follow
             handle = page.locator(f"{FIX} .xai-fix-strength .noUi-handle").first
             handle.focus()
-            for _ in range(10):
-                handle.press("ArrowLeft")
-            page.wait_for_function(
-                "sel => document.querySelector(sel).innerText.includes('strength 0.50 ·')",
-                arg=FIX, timeout=60_000)
-            _, after_half = flip_rates(page)
-            for _ in range(10):
-                handle.press("ArrowLeft")
-            page.wait_for_function(
-                "sel => document.querySelector(sel).innerText.includes('strength 0.00 ·')",
-                arg=FIX, timeout=60_000)
-            before_again, after_none = flip_rates(page)
+            _, after_half = slide_down_to(page, handle, "0.50")
+            before_again, after_none = slide_down_to(page, handle, "0.00")
             assert before_again == before and after_none == before  # strength 0: the model
             percent = lambda s: float(s.rstrip(" %"))  # noqa: E731
             assert percent(after_full) <= 2 and percent(after_full) < percent(after_half)

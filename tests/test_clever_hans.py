@@ -11,12 +11,6 @@ from xai_widgets.datasets import plant_shortcut
 from xai_widgets.metrics import deletion_curve, insertion_curve, pointing_game, relevance_mass
 from xai_widgets.sanity import sanity_check
 from xai_widgets.spray import purity, spray
-from xai_widgets.zoo import load_clever_hans
-
-
-@pytest.fixture(scope="module")
-def hans():
-    return load_clever_hans()
 
 
 @pytest.mark.parametrize("kind", ["tag", "background", "stripe"])

@@ -10,20 +10,8 @@ from tests.conftest import checksum
 from xai_widgets import CompareWidget, DatasetWidget, ExplainWidget
 from xai_widgets.datasets import plant_shortcut
 from xai_widgets.spray import purity
-from xai_widgets.zoo import load_clever_hans, load_demo
 
 TIMEOUT = 180
-
-
-@pytest.fixture(scope="module")
-def hans():
-    return load_clever_hans()
-
-
-@pytest.fixture(scope="module")
-def clean():
-    _, images, labels, _ = load_demo("mnist")
-    return images, labels
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +36,15 @@ def made(hans, clean):
     concept.wait(TIMEOUT)
     yield dw, before
     dw.close()
+
+
+def accept_at(dw, strength: float):
+    """The fix panel with the projection at ``strength`` shown and accepted."""
+    fix = dw.panel("fix")
+    fix.slider.value = strength
+    fix.wait(TIMEOUT)
+    fix.accept.click()
+    return fix
 
 
 def test_the_tagged_cluster_makes_a_significant_concept(made, hans):
@@ -99,10 +96,7 @@ def test_rapid_changes_end_on_the_last(made):
 
 def test_accepting_gives_the_corrected_model_and_leaves_the_users_alone(made, hans, clean):
     dw, before = made
-    fix = dw.panel("fix")
-    fix.slider.value = 1.0
-    fix.wait(TIMEOUT)
-    fix.accept.click()
+    fix = accept_at(dw, 1.0)
     fixed = dw.fixed_model
     assert isinstance(fixed, torch.nn.Module) and fixed is not hans.model
     images, labels = clean
@@ -189,10 +183,7 @@ def test_a_cluster_too_small_for_a_concept_shows_why(model, images):
 
 def test_explain_and_compare_widgets_take_the_corrected_model(made, hans, clean):
     dw, _ = made
-    fix = dw.panel("fix")
-    fix.slider.value = 1.0
-    fix.wait(TIMEOUT)
-    fix.accept.click()
+    accept_at(dw, 1.0)
     image = dw.concept.insert(clean[0][:1])[0]  # a tagged digit
     before = ExplainWidget(hans.model, image, target=7)
     after = ExplainWidget(dw.fixed_model, image, target=7)

@@ -13,18 +13,6 @@ from tests.conftest import checksum
 from tests.real_models import rgb_image, torchvision_model
 from xai_widgets import InputError, concepts
 from xai_widgets.tcav import concept_sets, p_value
-from xai_widgets.zoo import load_clever_hans, load_demo
-
-
-@pytest.fixture(scope="module")
-def hans():
-    return load_clever_hans()
-
-
-@pytest.fixture(scope="module")
-def clean():
-    _, images, labels, _ = load_demo()
-    return images, labels
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,6 @@ from tests.real_models import torchvision_model
 from xai_widgets import InputError, concepts, correct
 from xai_widgets.correction_report import METRICS
 from xai_widgets.errors import Cancelled
-from xai_widgets.zoo import load_clever_hans, load_demo
-
-
-@pytest.fixture(scope="module")
-def hans():
-    return load_clever_hans()
-
-
-@pytest.fixture(scope="module")
-def clean():
-    _, images, labels, _ = load_demo()
-    return images, labels
 
 
 @pytest.fixture(scope="module")
