@@ -202,3 +202,38 @@ def run_all_cells(page, path: str, ready: str = ".xai-explain-widget .xai-heatma
         " && p.some(e => /\\[\\d+\\]/.test(e.textContent)); }", timeout=timeout * 1000)
     page.wait_for_selector(ready, timeout=timeout * 1000)
     wait_kernel_idle(page, path)
+
+
+@contextlib.contextmanager
+def one_cell_server(tmp_path_factory, notebook: str, cell: str):
+    """A Jupyter server whose root holds ``notebook``: one code cell, the python3 kernel;
+    yields (url, log path)."""
+    import nbformat
+
+    root = tmp_path_factory.mktemp("jupyter-root")
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(cell)]
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                   "language": "python"}
+    nbformat.write(book, root / notebook)
+    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter-config"), log) as url:
+        yield url, log
+
+
+def element_shot(page, selector: str, name: str, settle_ms: int = 0) -> None:
+    """A screenshot of ``selector`` into test-artifacts; the viewport grows (height only)
+    for it if it must."""
+    element, size = page.locator(selector).first, page.viewport_size
+    box = element.bounding_box()
+    grown = box is not None and box["height"] + 120 > size["height"]
+    if grown:
+        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 240})
+    try:
+        element.scroll_into_view_if_needed()
+        if settle_ms:
+            page.wait_for_timeout(settle_ms)
+        element.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    finally:
+        if grown:
+            page.set_viewport_size(size)

@@ -16,7 +16,8 @@ from tests.browser_support import (
     BROWSER_MARKS,
     artifacts_on_failure,
     close_page,
-    jupyter_server,
+    element_shot,
+    one_cell_server,
     run_all_cells,
     wait_kernel_idle,
 )
@@ -41,15 +42,8 @@ CONCEPT, FIX = ".xai-dataset-widget .xai-panel-concept", ".xai-dataset-widget .x
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jupyter-root")
-    book = nbformat.v4.new_notebook()
-    book.cells = [nbformat.v4.new_code_cell(CELL)]
-    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                   "language": "python"}
-    nbformat.write(book, root / NOTEBOOK)
-    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
-    with jupyter_server(root, tmp_path_factory.mktemp("jupyter-config"), log) as url:
-        yield url, log
+    with one_cell_server(tmp_path_factory, NOTEBOOK, CELL) as served:
+        yield served
 
 
 def flip_rates(page) -> list[str]:
@@ -59,18 +53,7 @@ def flip_rates(page) -> list[str]:
 
 
 def shot(page, selector: str, name: str) -> None:
-    """A screenshot of ``selector``; the viewport grows (height only) for it if it must."""
-    element, size = page.locator(selector).first, page.viewport_size
-    box = element.bounding_box()
-    grown = box is not None and box["height"] + 120 > size["height"]
-    if grown:
-        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 240})
-    try:
-        element.scroll_into_view_if_needed()
-        element.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    finally:
-        if grown:
-            page.set_viewport_size(size)
+    element_shot(page, selector, name)
 
 
 def overflowing(page) -> list[str]:

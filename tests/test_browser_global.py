@@ -13,11 +13,11 @@ import re
 import pytest
 
 from tests.browser_support import (
-    ARTIFACTS,
     BROWSER_MARKS,
     artifacts_on_failure,
     close_page,
-    jupyter_server,
+    element_shot,
+    one_cell_server,
     run_all_cells,
     wait_kernel_idle,
 )
@@ -39,15 +39,8 @@ GLOBAL_LAYOUT_JS = LAYOUT_JS.replace("'.xai-explain-widget'", f"'{WIDGET}'")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jupyter-root")
-    book = nbformat.v4.new_notebook()
-    book.cells = [nbformat.v4.new_code_cell(CELL)]
-    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                   "language": "python"}
-    nbformat.write(book, root / NOTEBOOK)
-    log = tmp_path_factory.mktemp("logs") / "jupyter.log"
-    with jupyter_server(root, tmp_path_factory.mktemp("jupyter-config"), log) as url:
-        yield url, log
+    with one_cell_server(tmp_path_factory, NOTEBOOK, CELL) as served:
+        yield served
 
 
 def inner_text(page, selector: str) -> str:
@@ -63,19 +56,8 @@ def wait_text(page, selector: str, pattern: str, timeout: float = 60) -> None:
 
 
 def shot(page, name: str) -> None:
-    """The whole widget; the viewport grows (height only) for it if it must."""
-    element, size = page.locator(WIDGET).first, page.viewport_size
-    box = element.bounding_box()
-    grown = box is not None and box["height"] + 120 > size["height"]
-    if grown:
-        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 240})
-    try:
-        element.scroll_into_view_if_needed()
-        page.wait_for_timeout(200)
-        element.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    finally:
-        if grown:
-            page.set_viewport_size(size)
+    """The whole widget."""
+    element_shot(page, WIDGET, name, settle_ms=200)
 
 
 def check_layout(page, name: str) -> None:

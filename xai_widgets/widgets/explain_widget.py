@@ -28,6 +28,7 @@ from xai_widgets.widgets.bars_panel import BarsPanel
 from xai_widgets.widgets.classes_panel import ClassesPanel
 from xai_widgets.widgets.controls_panel import ControlsPanel
 from xai_widgets.widgets.map_panel import MapPanel
+from xai_widgets.widgets.panel import delegate_traits
 from xai_widgets.widgets.snapshot import StaticFallback, draw_explain
 from xai_widgets.widgets.state import ViewState
 from xai_widgets.widgets.status_panel import StatusPanel
@@ -156,15 +157,4 @@ class ExplainWidget(StaticFallback, widgets.VBox):
             self.tabs.selected_index = index
 
 
-def _delegate(name: str, read_only: bool) -> property:
-    def get(self):
-        return getattr(self.state, name)
-
-    def set_(self, value):
-        setattr(self.state, name, value)
-
-    return property(get, set_, doc=f"``state.{name}``" + (" (read-only)" if read_only else ""))
-
-
-for _name in SETTABLE + READ_ONLY:
-    setattr(ExplainWidget, _name, _delegate(_name, _name in READ_ONLY))
+delegate_traits(ExplainWidget, SETTABLE, READ_ONLY)

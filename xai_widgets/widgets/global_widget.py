@@ -26,6 +26,7 @@ import numpy as np
 
 from xai_widgets.errors import InputError
 from xai_widgets.widgets.global_state import GlobalState
+from xai_widgets.widgets.panel import delegate_traits
 from xai_widgets.widgets.picks_panel import PicksPanel
 from xai_widgets.widgets.snapshot import (
     GREY,
@@ -197,15 +198,4 @@ def summary(state) -> str:
     return "; ".join(parts)
 
 
-def _delegate(name: str, read_only: bool) -> property:
-    def get(self):
-        return getattr(self.state, name)
-
-    def set_(self, value):
-        setattr(self.state, name, value)
-
-    return property(get, set_, doc=f"``state.{name}``" + (" (read-only)" if read_only else ""))
-
-
-for _name in SETTABLE + READ_ONLY:
-    setattr(GlobalWidget, _name, _delegate(_name, _name in READ_ONLY))
+delegate_traits(GlobalWidget, SETTABLE, READ_ONLY)

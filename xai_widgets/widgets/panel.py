@@ -105,3 +105,20 @@ def differs(a, b) -> bool:
         return bool(a != b)
     except (TypeError, ValueError):  # arrays
         return True
+
+
+def delegate_traits(cls, settable, read_only) -> None:
+    """Give ``cls`` a property per name that reads (and, for ``settable``, writes) the trait
+    of the same name on ``self.state``: the widget's public face over its one state."""
+    def delegate(name: str, is_read_only: bool) -> property:
+        def get(self):
+            return getattr(self.state, name)
+
+        def set_(self, value):
+            setattr(self.state, name, value)
+
+        note = " (read-only)" if is_read_only else ""
+        return property(get, set_, doc=f"``state.{name}``{note}")
+
+    for name in (*settable, *read_only):
+        setattr(cls, name, delegate(name, name in read_only))
