@@ -61,6 +61,16 @@ def checksum(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def assert_untouched(model: torch.nn.Module, before: str) -> None:
+    """The user's model as they left it in train mode: its weights (``before`` is their
+    checksum), every module's training flag, no gradients, no hooks."""
+    assert checksum(model) == before
+    assert model.training and all(m.training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                   for m in model.modules())
+
+
 def max_relative_difference(ours, theirs) -> float:
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
     scale = max(np.abs(theirs).max(), 1e-12)

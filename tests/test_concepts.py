@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import checksum
+from tests.conftest import assert_untouched, checksum
 from tests.real_models import rgb_image, torchvision_model
 from xai_widgets import InputError, concepts
 from xai_widgets.tcav import concept_sets, p_value
@@ -112,10 +112,7 @@ def test_calls_leave_the_users_model_unchanged(hans, clean):
     try:
         concept = tag_concept(model, hans, clean[0])
         concepts.tcav(model, clean[0][:20], concept, 7, runs=2)
-        assert model.training and all(m.training for m in model.modules())
-        assert checksum(model) == before
-        assert all(p.grad is None for p in model.parameters())
-        assert not model._forward_hooks and not any(m._forward_hooks for m in model.modules())
+        assert_untouched(model, before)
     finally:
         model.eval()
 

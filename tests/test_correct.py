@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import checksum
+from tests.conftest import assert_untouched, checksum
 from tests.real_models import torchvision_model
 from xai_widgets import InputError, concepts, correct
 from xai_widgets.correction_report import METRICS
@@ -85,10 +85,7 @@ def test_corrections_leave_the_users_model_unchanged(hans, tag, clean, method):
                          method=method, epochs=1, progress=None)
         correct.report(model, correct.project_out(model, tag), clean[0][:80], clean[1][:80],
                        artifact=tag, n_relevance=8, tcav_runs=2)
-        assert checksum(model) == before
-        assert all(m.training for m in model.modules())
-        assert all(p.grad is None for p in model.parameters())
-        assert not any(m._forward_hooks for m in model.modules())
+        assert_untouched(model, before)
     finally:
         model.eval()
 

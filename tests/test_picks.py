@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import checksum
+from tests.conftest import assert_untouched, checksum
 from tests.real_models import rgb_image, torchvision_model
 from xai_widgets import InputError
 from xai_widgets.batch import explain_many
@@ -106,9 +106,6 @@ def test_the_users_model_is_left_unchanged(demo):
     before = checksum(model)
     try:
         pick(model, demo[1][:30], budget=3, n_steps=8)
-        assert model.training and all(m.training for m in model.modules())
-        assert checksum(model) == before
-        assert all(p.grad is None for p in model.parameters())
-        assert not any(m._forward_hooks or m._backward_hooks for m in model.modules())
+        assert_untouched(model, before)
     finally:
         model.eval()
