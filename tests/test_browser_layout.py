@@ -53,12 +53,16 @@ TABS = {  # panel name -> tab title
     "superpixels": "superpixels",
     "counterfactual": "counterfactual",
     "diagnostics": "sanity & faithfulness",
+    "influence": "influence",
+    "robustness": "robustness",
 }
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 CELL = ("from xai_widgets import ExplainWidget\n"
         "from xai_widgets.zoo import load_demo\n"
         "model, images, labels, classes = load_demo(\"mnist\")\n"
-        "w = ExplainWidget(model, images[0], classes=classes, data=images[:200])\n"
+        "w = ExplainWidget(model, images[0], classes=classes, data=images[:200],\n"
+        "                  train=(images[200:], labels[200:]))\n"
+        "w.run_attack(steps=20)  # the robustness tab shows its maps\n"
         "w")
 RGB_CELL = (  # a 1000-class torchvision ResNet on a 224 px photo: top-k tiles, "all others"
     "import torch\n"

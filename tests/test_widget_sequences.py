@@ -24,7 +24,7 @@ FAST = {
     "lrp": st.fixed_dictionaries({}, optional={"rule": st.sampled_from(["epsilon", "gamma"])}),
 }
 BASELINES = ["zero", "blur", "uniform", "max", "counterfactual:9", "counterfactual:3"]
-TABS = ["", "superpixels", "counterfactual", "diagnostics"]
+TABS = ["", "superpixels", "counterfactual", "diagnostics", "influence", "robustness"]
 
 method_change = st.sampled_from(sorted(FAST)).flatmap(
     lambda m: FAST[m].map(lambda p: ("method_params", (m, p))))
@@ -81,14 +81,20 @@ def check_final_view(w, model, image) -> None:
         np.testing.assert_array_equal(w.probabilities, state.base_probabilities)
     if w.tab == "diagnostics":
         assert w.sanity is not None and w.sanity.method == w.method and w.faithfulness
+    if w.tab == "influence":
+        assert w.influence is not None and w.influence.target == w.target
+    if w.tab == "robustness":
+        assert w.sensitivity is not None and w.sensitivity.target == w.target
+        assert w.sensitivity.method == w.method
 
 
 @pytest.fixture(scope="module")
 def shared(demo):
     """One widget for every sequence (its caches make repeated searches free); each
     sequence starts from the same reset state."""
-    model, images = demo[0], demo[1]
-    w = ExplainWidget(model, images[0], method="saliency").wait(TIMEOUT)
+    model, images, labels = demo[0], demo[1], demo[2]
+    w = ExplainWidget(model, images[0], method="saliency",
+                      train=(images[500:700], labels[500:700])).wait(TIMEOUT)
     yield w, model, images[0]
     w.close()
 

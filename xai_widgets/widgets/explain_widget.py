@@ -1,7 +1,8 @@
 """ExplainWidget: live, linked explanation views of one image in JupyterLab.
 
 A list of panels over one ``ViewState``: the map, the probabilities, the controls, the
-class tiles, tabs for superpixels, counterfactuals and diagnostics, and the status line.
+class tiles, tabs for superpixels, counterfactuals, diagnostics, influence (with
+``train=(images, labels)``) and robustness, and the status line.
 Adding a panel is one file and one entry in ``widgets.tabs.TABS`` (or ``layout``). Notebooks
 and tests drive it through the same traits the front end sets; ``w.state`` is the shared state and
 any panel can be displayed alone: ``display(MapPanel(w.state))``. Displayed, it also leaves
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from xai_widgets.widgets import trust_requests
 from xai_widgets.widgets.bars_panel import BarsPanel
 from xai_widgets.widgets.classes_panel import ClassesPanel
 from xai_widgets.widgets.controls_panel import ControlsPanel
@@ -37,9 +39,11 @@ from xai_widgets.widgets.tabs import TABS
 
 SETTABLE = ("method", "params", "target", "baseline", "baseline_alpha", "abs_values", "top_k",
             "pinned", "shared_scale", "colour_image", "segmentation", "hidden_segments",
-            "counterfactual_target", "counterfactual_method", "morph", "sanity_step", "tab")
+            "counterfactual_target", "counterfactual_method", "morph", "sanity_step", "tab",
+            "attack_method", "epsilon")
 READ_ONLY = ("explanation", "probabilities", "shown", "segments", "masked", "counterfactual",
-             "sanity", "faithfulness", "error", "status")
+             "sanity", "faithfulness", "influence", "sensitivity", "attack", "error", "status",
+             "tab_progress")
 
 
 def _row(*children, gap: str = "16px") -> widgets.Box:
@@ -53,12 +57,13 @@ class ExplainWidget(StaticFallback, widgets.VBox):
     Takes the ``ViewState`` arguments: ``model, x, method, target, baseline`` (a name,
     ``"counterfactual:B"`` or an array), ``baseline_alpha, abs_values, data, classes,
     preprocess, output, top_k, weights`` (torchvision weights: class names, resize/crop of
-    the shown image, normalisation in the differentiated path), ``layout`` and the method's
-    parameters. Every state trait (see
-    ``ViewState``) reads and writes through the widget: ``w.method = "saliency"``; a bad
-    value raises ``InputError`` at once. ``wait(timeout)`` returns once the view shows the
-    latest state. ``snapshot()`` is the view as a PNG: displayed, the widget keeps a copy
-    of it in the notebook, redrawn when the view settles (see ``snapshot``).
+    the shown image, normalisation in the differentiated path), ``layout``, ``train=(images,
+    labels)`` and ``checkpoints`` (the influence tab) and the method's parameters. Every
+    state trait (see ``ViewState``) reads and writes through the widget:
+    ``w.method = "saliency"``; a bad value raises ``InputError`` at once. ``wait(timeout)``
+    returns once the view shows the latest state. ``snapshot()`` is the view as a PNG:
+    displayed, the widget keeps a copy of it in the notebook, redrawn when the view settles
+    (see ``snapshot``).
     """
 
     def __init__(self, model, x, **kwargs):
@@ -112,6 +117,11 @@ class ExplainWidget(StaticFallback, widgets.VBox):
     def keep_top_segments(self, k: int) -> None:
         """Hide every segment but the top ``k`` ("keep top k")."""
         self.state.hidden_segments = keep_top(self.state, k)
+
+    def run_attack(self, top_k: int | None = None, steps: int = 100) -> None:
+        """Start the robustness tab's interpretation attack (``attack_method``, ``epsilon``);
+        ``w.attack`` holds the result once ``wait()`` returns."""
+        trust_requests.request_attack(self.state, top_k, steps)
 
     def close(self) -> None:
         self._stop_snapshots()

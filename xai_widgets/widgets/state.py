@@ -35,9 +35,10 @@ from xai_widgets.engine import Engine
 from xai_widgets.errors import InputError
 from xai_widgets.explanation import Explanation
 from xai_widgets.methods.counterfactuals import METHODS as CF_METHODS
+from xai_widgets.robustness import ATTACK_METHODS
 from xai_widgets.store import ExplanationStore, ViewKey, mergeable
 from xai_widgets.superpixels import SEGMENTATIONS
-from xai_widgets.widgets import jobs, requests
+from xai_widgets.widgets import jobs, requests, trust_requests
 from xai_widgets.widgets.tabs import TAB_NAMES
 from xai_widgets.widgets.traits import (
     Baseline,
@@ -49,7 +50,8 @@ from xai_widgets.widgets.traits import (
     MethodParams,
 )
 
-CHANNELS = ("explain", "segments", "mask", "counterfactual", "curves", "sanity")
+CHANNELS = ("explain", "segments", "mask", "counterfactual", "curves", "sanity", "influence",
+            "sensitivity", "attack")
 
 
 class ViewState(traitlets.HasTraits):
@@ -59,9 +61,14 @@ class ViewState(traitlets.HasTraits):
     or an array), ``baseline_alpha``, ``abs_values``, ``top_k``, ``pinned``,
     ``shared_scale``, ``colour_image``, ``segmentation``, ``hidden_segments``,
     ``counterfactual_target``, ``counterfactual_method``, ``morph``, ``sanity_step``,
-    ``tab`` (the open tab). Read-only: ``explanation``, ``probabilities`` (of the image as shown),
-    ``shown`` (what that image is), ``segments``, ``masked``, ``counterfactual``,
-    ``sanity``, ``faithfulness``, ``error``, ``status``, ``progress``.
+    ``tab`` (the open tab), ``attack_method``, ``epsilon`` (the robustness tab's L∞ radius).
+    Read-only: ``explanation``, ``probabilities`` (of the image as shown), ``shown`` (what
+    that image is), ``segments``, ``masked``, ``counterfactual``, ``sanity``,
+    ``faithfulness``, ``influence``, ``sensitivity``, ``attack``, ``error``, ``status``,
+    ``progress`` (of the maps), ``tab_progress`` (of the open tab's work).
+
+    ``train=(images, labels)`` (and ``checkpoints=``, state_dicts saved during training) feed
+    the influence tab.
     """
 
     method = MethodName(methods.DEFAULT_METHOD)
@@ -81,6 +88,8 @@ class ViewState(traitlets.HasTraits):
     morph = Fraction(0.0, "morph", "0 = x, 1 = x′")
     sanity_step = traitlets.Int(0)
     tab = Choice("", TAB_NAMES)
+    attack_method = Choice("saliency", ATTACK_METHODS)
+    epsilon = Fraction(8 / 255, "epsilon", "the L∞ radius, in pixel units of a 0..1 image")
 
     explanation = traitlets.Instance(Explanation, allow_none=True, read_only=True)
     probabilities = traitlets.Any(None, read_only=True)
@@ -93,18 +102,27 @@ class ViewState(traitlets.HasTraits):
     error = traitlets.Unicode("", read_only=True)
     status = traitlets.Unicode("", read_only=True)
     progress = traitlets.Float(-1.0, read_only=True)
+    influence = traitlets.Any(None, read_only=True)
+    sensitivity = traitlets.Any(None, read_only=True)
+    attack = traitlets.Any(None, read_only=True)
+    tab_progress = traitlets.Float(-1.0, read_only=True)
 
     def __init__(self, model, x, *, method: str = methods.DEFAULT_METHOD,
                  target: int | None = None, baseline: Any = "zero", baseline_alpha: float = 0.0,
                  abs_values: bool = False, data: Any = None, classes: Sequence[str] | None = None,
                  preprocess: Callable | None = None, output: str = "auto", top_k: int = 10,
-                 weights: Any = None, layout: str = "NCHW", **params):
+                 weights: Any = None, layout: str = "NCHW", train: Any = None,
+                 checkpoints: Sequence | None = None, **params):
         super().__init__()
         self.adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
                                     weights=weights, layout=layout)
         classes = self.adapter.classes  # given, or the torchvision weights' categories
         self.image, self.notes = self.adapter.image(x)
         self.data = self.adapter.batch(data, self.image) if data is not None else None
+        self.train = trust_requests.training_set(self.adapter, train, self.image)
+        self.checkpoints, self.influencers = checkpoints, {}
+        self.sensitivity_of: tuple = ()  # the last view asked for (its sensitivity)
+        self.influence_of: int | None = None  # the last target asked for (its influence)
         self.base_probabilities = self.adapter.probabilities(self.image)[0].float().cpu().numpy()
         self.n_classes = len(self.base_probabilities)
         self.image_shape = tuple(self.image.shape[1:])
@@ -188,6 +206,8 @@ class ViewState(traitlets.HasTraits):
         self.observe(lambda _: requests.update_probabilities(self),
                      ["morph", "masked", "counterfactual"])
         self.observe(lambda _: requests.request_diagnostics(self), "tab")
+        self.observe(lambda _: trust_requests.on_change(self),
+                     ["tab", "target", "method", "params", "epsilon"])
 
     @traitlets.validate("top_k")
     def _check_top_k(self, proposal):
@@ -208,10 +228,13 @@ class ViewState(traitlets.HasTraits):
         self.params = {}
         self._request_maps()
 
-    def submit(self, channel: str, work, apply, label: str = "", supersedes=()) -> None:
+    def submit(self, channel: str, work, apply, label: str = "", supersedes=(),
+               progress=None) -> None:
         """Ask the engine for ``work(state, job=...)`` on ``channel``; ``apply(result)`` runs
-        in the guarded step if it is still the newest request; failures reach the status."""
-        progress = self._on_progress if channel == "explain" else None  # the others have captions
+        in the guarded step if it is still the newest request; failures reach the status.
+        ``progress(label, fraction)``: the map's progress goes to the status line."""
+        if channel == "explain":
+            progress = self._on_progress
         self.engine.submit(channel, lambda job: work(self, job=job), apply, self._failed(channel),
                            on_progress=progress, supersedes=supersedes, label=label)
 
@@ -221,6 +244,8 @@ class ViewState(traitlets.HasTraits):
                 self._inflight = None
             if channel == "counterfactual":
                 self.set_trait("counterfactual", None)
+            if channel in ("influence", "sensitivity", "attack"):
+                self.set_trait("tab_progress", -1.0)
             self.fail(message)
         return fail
 
