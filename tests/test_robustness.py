@@ -40,6 +40,28 @@ def test_attack_keeps_class_and_moves_top_k(demo):
         assert a.map_before.shape == a.map_after.shape == (28, 28)
 
 
+def test_saliency_attack_moves_top_k_at_8_255(demo):
+    model, images, _, _ = demo
+    inter, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # a 28×28 CNN: threads only add overhead (~1 s per attack)
+    try:
+        for i in range(5):
+            a = robustness.attack_map(model, images[i], method="saliency")  # 8/255, 100 steps
+            assert a.kept_class and a.linf <= 8 / 255 + 1e-6
+            assert a.image.min() >= 0 and a.image.max() <= 1
+            inter.append(a.topk_intersection)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.median(inter) < 0.5, inter
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2)])
+def test_soft_max_pool_tends_to_max(pool):
+    x = torch.randn(2, 3, 9, 7)
+    soft = robustness._SoftMaxPool2d(pool, beta=1e4)
+    assert torch.allclose(soft(x), pool(x), atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["integrated_gradients", "smoothgrad"])
 def test_attack_other_methods(demo, method):
     model, images, _, _ = demo
@@ -52,7 +74,7 @@ def test_errors(demo):
     model, images, _, _ = demo
     x = images[0]
     for kwargs in (dict(epsilon=0), dict(epsilon=1.5), dict(top_k=0), dict(top_k=28 * 28 + 1),
-                   dict(method="lime"), dict(steps=0)):
+                   dict(method="lime"), dict(steps=0), dict(beta=0), dict(beta_end=-1)):
         with pytest.raises(InputError):
             robustness.attack_map(model, x, **kwargs)
     for kwargs in (dict(n=0), dict(epsilon=-0.1), dict(method="nope")):

@@ -10,6 +10,7 @@ import torch
 from tests.conftest import assert_untouched, checksum
 from tests.test_widget import TIMEOUT
 from xai_widgets import ExplainWidget, InputError, robustness
+from xai_widgets.adapter import ModelAdapter
 from xai_widgets.datasets import plant_shortcut
 from xai_widgets.influence import Influencer
 from xai_widgets.zoo import load_clever_hans_training
@@ -62,9 +63,11 @@ def test_influence_tab_shows_the_tagged_training_sevens(hans, training, tagged_t
         torch.testing.assert_close(panel.explainer.state.image[0], images[index])
         assert f"#{index}" in panel.detail.children[0].value
         panel.explainer.wait(TIMEOUT)
+        w.close()
+        assert_untouched(model, before)
     finally:
         w.close()
-    assert_untouched(model, before)
+        model.eval()  # a session fixture: as the other tests expect it
 
 
 def test_influence_tab_without_training_data_says_how(model, image):
@@ -132,9 +135,11 @@ def test_robustness_tab_measures_the_view_and_attacks_on_request(model, image):
         assert panel.after.layout.display is None and w.tab_progress == -1.0
         w.attack_method = "integrated_gradients"
         assert panel.method.value == "integrated_gradients"
+        w.close()
+        assert_untouched(model, before)
     finally:
         w.close()
-    assert_untouched(model, before)
+        model.eval()  # a session fixture: as the other tests expect it
 
 
 def test_attack_shows_progress_and_stops_on_request(model, image):
@@ -155,3 +160,46 @@ def test_attack_shows_progress_and_stops_on_request(model, image):
         assert w.attack is None and w.tab_progress == -1.0  # stopped: nothing half-done shown
     finally:
         w.close()
+
+
+def _normalise(x):
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "hf_vit"])
+def test_both_tabs_on_real_architectures(arch):
+    """torchvision's ResNet-18 (1000 classes, 224 px, preprocess=) and a Hugging Face ViT
+    (its output a ModelOutput): both tabs work through the view's adapter."""
+    from tests.real_models import hf_vit, rgb_image, torchvision_model
+
+    if arch == "resnet18":
+        model, size, options = torchvision_model("resnet18", 224), 224, {"preprocess": _normalise}
+    else:
+        model, size, options = hf_vit(32), 32, {}
+    x = rgb_image(size)
+    train = torch.stack([x, x.flip(-1), x.flip(-2), 0.8 * x, 1 - x, x.roll(size // 4, -1)])
+    train_labels = torch.tensor([1, 1, 2, 2, 3, 3])
+    before = checksum(model)
+    w = ExplainWidget(model, x, method="saliency", train=(train, train_labels), **options)
+    try:
+        w.tab = "influence"
+        w.wait(TIMEOUT)
+        assert w.error == "" and w.influence.target == w.target
+        logits = ModelAdapter(model, preprocess=options.get("preprocess")).forward_module
+        direct = Influencer(logits, train, train_labels).scores(x, w.target)[0]
+        torch.testing.assert_close(w.influence.scores, direct)
+        assert len(w.panel("influence").tiles.captions) == 12
+        w.tab = "robustness"
+        w.wait(TIMEOUT)
+        expected = robustness.sensitivity(model, x, method="saliency", epsilon=8 / 255,
+                                          target=w.target, **options)
+        assert w.error == "" and w.sensitivity.value == pytest.approx(expected.value, rel=1e-4)
+        w.run_attack(steps=3)
+        w.wait(TIMEOUT)
+        assert w.attack is not None and w.attack.map_after.shape == (size, size)
+        assert w.attack.linf <= 8 / 255 + 1e-6
+    finally:
+        w.close()
+    assert checksum(model) == before and not model.training

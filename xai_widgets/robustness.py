@@ -10,15 +10,22 @@ captum, the perturbed images are not clipped to 0..1. Stochastic methods (Smooth
 ``smoothing=``) draw the same noise for every perturbed image (``explain()``'s ``seed``).
 
 ``attack_map`` is the top-k interpretation attack of Ghorbani et al. (2019): projected
-signed-gradient steps (L∞ ≤ ``epsilon``, image kept in 0..1) that lower the share of the map's
-absolute mass on the original top-k pixels. Its gradient needs second derivatives, which are
-zero through ReLUs, so it is taken on a copy with every ``nn.ReLU`` replaced by
-``Softplus(beta)`` (Dombrowski et al. 2019); each iterate is judged on the real model, and the
-best one that keeps the predicted class, with its probability within ``tolerance`` (absolute),
-is returned (``kept_class`` is then True; if no iterate qualifies, the image itself is returned
-with intersection 1). Top-k ranks the absolute (H,W) map. The reported maps are ``explain()``'s
-on the real model; inside the attack, integrated gradients uses ``ig_steps`` midpoint steps
-from a zero baseline and SmoothGrad one fixed draw of ``nt_samples`` noisy copies.
+signed-gradient steps of ``step_size`` (default epsilon/10; L∞ ≤ ``epsilon``, image kept in
+0..1) that lower the loss (mass of the map on the original top-k pixels − mass of the k
+largest pixels outside them) / total mass, all on the absolute (H,W) map: it pushes the original
+top-k pixels below their strongest rivals. Its gradient needs second derivatives, which are zero
+through ReLUs, so it is taken on a copy with every ``nn.ReLU`` replaced by ``Softplus(β)``
+(Dombrowski et al. 2019) and every plain ``nn.MaxPool2d`` by a softmax(β)-weighted mean of its
+window (a hard max-pool hides which input of a window is about to win). β goes geometrically
+from ``beta`` (3: smooth, long-range gradients) to ``beta_end`` (100: close to the real
+network) over the steps. Each iterate is judged on the real model, and the best one that keeps
+the predicted class, with its probability within ``tolerance`` (absolute), is returned
+(``kept_class`` is then True; if no iterate qualifies, the image itself is returned with
+intersection 1). Top-k ranks the absolute (H,W) map. The reported maps are ``explain()``'s on
+the real model; inside the attack, integrated gradients uses ``ig_steps`` midpoint steps from a
+zero baseline and SmoothGrad one fixed draw of ``nt_samples`` noisy copies. On the demo MNIST
+CNN (50 digits, ε = 8/255, 100 steps) the median top-50 intersection falls to about 0.45 for
+saliency (0.65 with a constant β = 10, ReLU-only surrogate and the plain top-k-share loss).
 
 >>> from xai_widgets import robustness
 >>> from xai_widgets.zoo import load_demo
@@ -37,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from xai_widgets import methods
 from xai_widgets.adapter import ModelAdapter
@@ -111,17 +120,28 @@ def _setup(model, x, preprocess, target) -> tuple[ModelAdapter, torch.Tensor, in
 
 def sensitivity(model, x, method: str = "integrated_gradients", epsilon: float = 0.02,
                 n: int = 10, seed: int = 0, target: int | None = None,
-                preprocess: Callable | None = None, **params) -> Sensitivity:
+                preprocess: Callable | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None, **params) -> Sensitivity:
     """captum's ``sensitivity_max`` of ``method``'s map at ``x`` (see the module docstring);
-    ``params`` go to ``explain()``."""
+    ``params`` go to ``explain()``. ``progress(done, n + 1)`` is called after each map;
+    ``cancelled()`` returning True raises ``errors.Cancelled``."""
     _check(epsilon, n)
     if method not in methods.names():
         raise InputError(f"unknown method {method!r}: choose one of {methods.names()}")
     _, image, target, _ = _setup(model, x, preprocess, target)
 
+    done = 0
+
     def raw(img: torch.Tensor) -> torch.Tensor:
+        nonlocal done
+        if cancelled is not None and cancelled():
+            raise Cancelled("sensitivity cancelled")
         e = explain(model, img[0], method=method, targets=[target], preprocess=preprocess,
                     max_seconds=None, **params)
+        done += 1
+        if progress is not None:
+            progress(done, n + 1)
         return torch.from_numpy(np.array(e.raw[0]))
 
     base = raw(image)
@@ -133,18 +153,52 @@ def sensitivity(model, x, method: str = "integrated_gradients", epsilon: float =
     return Sensitivity(worst / norm, float(epsilon), int(n), method, target)
 
 
+class _SoftMaxPool2d(nn.Module):
+    """Max-pooling as a softmax(β·x)-weighted mean of each window (→ max as β → ∞)."""
+
+    def __init__(self, pool: nn.MaxPool2d, beta: float):
+        super().__init__()
+        self.kernel, self.stride = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size)
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (n, c, h, w), (kh, kw), (sh, sw) = x.shape, self.kernel, self.stride
+        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+        if (kh, kw) == (sh, sw):  # non-overlapping windows: a reshape (im2col is slow on CPU)
+            cols = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw)
+            cols = cols.permute(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
+            return (torch.softmax(self.beta * cols, -1) * cols).sum(-1)
+        cols = F.unfold(x.reshape(n * c, 1, h, w), self.kernel, stride=self.stride)
+        return (torch.softmax(self.beta * cols, 1) * cols).sum(1).reshape(n, c, ho, wo)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
 def _smooth_copy(adapter: ModelAdapter, beta: float) -> nn.Module:
-    """The logits module with every ReLU replaced by Softplus(beta), frozen, in eval mode."""
+    """The logits module with every ReLU replaced by Softplus(beta) and every plain 2-D
+    max-pool by a soft one of the same beta, frozen, in eval mode."""
     with adapter.eval_mode():
         twin = copy.deepcopy(adapter.forward_module)
     for module in list(twin.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.ReLU):
                 setattr(module, child_name, nn.Softplus(beta=beta))
+            elif (isinstance(child, nn.MaxPool2d) and not child.ceil_mode
+                  and not child.return_indices and _pair(child.padding) == (0, 0)
+                  and _pair(child.dilation) == (1, 1)):
+                setattr(module, child_name, _SoftMaxPool2d(child, beta))
     twin.eval()
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin
+
+
+def _set_beta(twin: nn.Module, beta: float) -> None:
+    for module in twin.modules():
+        if isinstance(module, (nn.Softplus, _SoftMaxPool2d)):
+            module.beta = beta
 
 
 def _map(net: nn.Module, x: torch.Tensor, target: int, method: str, noise: torch.Tensor,
@@ -178,15 +232,17 @@ def _intersection(a: np.ndarray, b: np.ndarray, k: int) -> float:
 
 def attack_map(model, x, method: str = "saliency", epsilon: float = 8 / 255, top_k: int = 50,
                steps: int = 100, *, step_size: float | None = None, tolerance: float = 0.1,
-               beta: float = 10.0, ig_steps: int = 8, nt_samples: int = 10,
-               nt_stdev: float = 0.15, seed: int = 0, target: int | None = None,
+               beta: float = 3.0, beta_end: float | None = 100.0, ig_steps: int = 8,
+               nt_samples: int = 10, nt_stdev: float = 0.15, seed: int = 0,
+               target: int | None = None,
                preprocess: Callable | None = None,
                progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> AttackResult:
     """Ghorbani et al.'s top-k attack on ``method``'s map of ``x`` (see the module docstring).
 
-    ``step_size`` defaults to 2.5·epsilon/steps (Madry et al.); ``ig_steps`` are the path
-    steps of integrated gradients inside the attack; ``nt_samples``/``nt_stdev``/``seed`` the
+    ``step_size`` defaults to epsilon/10; the surrogate's beta goes geometrically from ``beta``
+    to ``beta_end`` over the steps (constant when ``beta_end`` is None); ``ig_steps`` are the
+    path steps of integrated gradients inside the attack; ``nt_samples``/``nt_stdev``/``seed`` the
     SmoothGrad noise. ``progress(step, steps)`` is called after each step; ``cancelled()``
     returning True raises ``errors.Cancelled``. The user's model is not modified.
     """
@@ -197,8 +253,11 @@ def attack_map(model, x, method: str = "saliency", epsilon: float = 8 / 255, top
         raise InputError(f"top_k must be in 1..{pixels} (the image's pixels), got {top_k}")
     if not 0.0 <= tolerance <= 1.0:
         raise InputError(f"tolerance must be a probability change in 0..1, got {tolerance}")
-    step_size = 2.5 * epsilon / steps if step_size is None else float(step_size)
+    if beta <= 0 or (beta_end is not None and beta_end <= 0):
+        raise InputError(f"beta and beta_end must be positive, got {beta} and {beta_end}")
+    step_size = epsilon / 10 if step_size is None else float(step_size)
     twin = _smooth_copy(adapter, beta)
+    ratio = 1.0 if beta_end is None else beta_end / beta
     with seeded(seed, image.device):
         noise = (torch.randn((nt_samples, *image.shape[1:]), device=image.device) * nt_stdev
                  if method == "smoothgrad" else torch.zeros(1, device=image.device))
@@ -209,14 +268,19 @@ def attack_map(model, x, method: str = "saliency", epsilon: float = 8 / 255, top
             return _map(adapter.forward_module, img, target, method, noise, ig_steps, False)
 
     keep = _topk(real_map(image), top_k)
+    outside = torch.ones(pixels, dtype=torch.bool, device=image.device)
+    outside[keep] = False
     best, best_score, x_adv, run = image.clone(), 1.0, image.clone(), 0
     for step in range(1, steps + 1):
         if cancelled is not None and cancelled():
             raise Cancelled("attack_map cancelled")
+        _set_beta(twin, beta * ratio ** ((step - 1) / max(steps - 1, 1)))
         x_adv.requires_grad_(True)
-        m = _map(twin, x_adv, target, method, noise, ig_steps, True)
-        loss = m.flatten()[keep].sum() / m.sum().clamp_min(1e-12)
-        grad = torch.autograd.grad(loss, x_adv)[0]
+        with sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no double backward
+            m = _map(twin, x_adv, target, method, noise, ig_steps, True).flatten()
+            rivals = m[outside].topk(min(top_k, pixels - top_k)).values.sum()
+            loss = (m[keep].sum() - rivals) / m.sum().clamp_min(1e-12)
+            grad = torch.autograd.grad(loss, x_adv)[0]
         with torch.no_grad():
             x_adv = x_adv - step_size * grad.sign()
             x_adv = (image + (x_adv - image).clamp(-epsilon, epsilon)).clamp(0.0, 1.0)

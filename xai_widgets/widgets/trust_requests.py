@@ -69,10 +69,8 @@ def _done(state, name: str, result) -> None:
 
 
 def _influence_model(adapter, checkpoints):
-    """The module TracIn differentiates: the user's model, or (with ``preprocess``) the
-    preprocessing and the model as one module, whose weights are the model's under ``model.``."""
-    if adapter.preprocess is None:
-        return adapter.model, checkpoints
+    """The module TracIn differentiates: the view's logits module (the preprocessing and the
+    model; plain scores from any output), whose weights are the model's under ``model.``."""
     if checkpoints is not None:
         checkpoints = [c if not isinstance(c, dict) else {f"model.{k}": v for k, v in c.items()}
                        for c in checkpoints]
@@ -108,7 +106,7 @@ def sensitivity_job(source, method: str, params: dict, target: int, epsilon: flo
     adapter = source.adapter
     return robustness.sensitivity(adapter.model, source.image[0], method=method,
                                   epsilon=epsilon, target=target, preprocess=adapter.preprocess,
-                                  **params)
+                                  progress=job.report, cancelled=job.cancelled, **params)
 
 
 def request_sensitivity(state) -> None:
