@@ -93,16 +93,33 @@ def test_bad_training_sets_are_refused_with_the_fix(model, image, train, problem
         ExplainWidget(model, image, train=train)
 
 
-def test_checkpoints_that_do_not_fit_show_in_the_tab(model, image, training):
+@pytest.mark.parametrize("checkpoints, problem", [
+    ([{"fc9.weight": torch.zeros(1)}], "checkpoint 0 does not fit the model: missing conv1"),
+    ("weights.pt", "non-empty list"),
+    (["/nowhere/weights.pt"], "no file"),
+    ([torch.zeros(3)], "is a Tensor"),
+])
+def test_checkpoints_that_do_not_fit_are_refused_with_the_fix(model, image, training,
+                                                             checkpoints, problem):
     images, labels, _ = training
-    w = ExplainWidget(model, image, train=(images[:50], labels[:50]),
-                      checkpoints=[{"fc9.weight": torch.zeros(1)}])
+    with pytest.raises(InputError, match=problem):
+        ExplainWidget(model, image, train=(images[:50], labels[:50]), checkpoints=checkpoints)
+
+
+def test_checkpoints_weigh_the_influence(hans, training, tagged_three, tmp_path):
+    images, labels, _ = training
+    twin_checkpoints = load_clever_hans_training(twin=True)[3]
+    torch.save(twin_checkpoints[0], tmp_path / "epoch5.pt")
+    checkpoints = [tmp_path / "epoch5.pt", twin_checkpoints[-1]]
+    w = ExplainWidget(hans.twin, tagged_three, train=(images[:300], labels[:300]),
+                      checkpoints=checkpoints)
     try:
         w.tab = "influence"
         w.wait(TIMEOUT)
-        assert w.influence is None and "does not fit the model" in w.error
-        assert "does not fit the model" in w.panel("influence").note.value
-        assert w.tab_progress == -1.0
+        direct = Influencer(hans.twin, images[:300], labels[:300],
+                            twin_checkpoints[:1] + twin_checkpoints[-1:])
+        torch.testing.assert_close(w.influence.scores, direct.scores(tagged_three, w.target)[0])
+        assert "2 checkpoints" in w.panel("influence").note.value
     finally:
         w.close()
 

@@ -120,7 +120,8 @@ class ViewState(traitlets.HasTraits):
         self.image, self.notes = self.adapter.image(x)
         self.data = self.adapter.batch(data, self.image) if data is not None else None
         self.train = trust_requests.training_set(self.adapter, train, self.image)
-        self.checkpoints, self.influencers = checkpoints, {}
+        self.checkpoints = trust_requests.checked_checkpoints(self.adapter, checkpoints)
+        self.influencers: dict = {}
         self.sensitivity_of: tuple = ()  # the last view asked for (its sensitivity)
         self.influence_of: int | None = None  # the last target asked for (its influence)
         self.base_probabilities = self.adapter.probabilities(self.image)[0].float().cpu().numpy()

@@ -14,6 +14,7 @@ read-only traits (``influence``, ``sensitivity``, ``attack``, ``tab_progress``).
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -41,6 +42,37 @@ def training_set(adapter, train, like: torch.Tensor):
         raise InputError(f"train labels must be {len(images)} integer class indices, one per "
                          f"training image; got shape {tuple(labels.shape)} of {labels.dtype}")
     return images, labels.long()
+
+
+def checked_checkpoints(adapter, checkpoints):
+    """``checkpoints`` as state_dicts (paths loaded) that fit the view's model, or None."""
+    if checkpoints is None:
+        return None
+    if isinstance(checkpoints, (str, Path, dict)) or len(checkpoints) == 0:
+        raise InputError("checkpoints must be a non-empty list of state_dicts (or paths to "
+                         "saved state_dicts), one per checkpoint saved during training")
+    expected = {k: tuple(v.shape) for k, v in adapter.model.state_dict().items()}
+    loaded = []
+    for index, checkpoint in enumerate(checkpoints):
+        if isinstance(checkpoint, (str, Path)):
+            if not Path(checkpoint).is_file():
+                raise InputError(f"checkpoint {index}: no file {str(checkpoint)!r}")
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict):
+            raise InputError(f"checkpoint {index} is a {type(checkpoint).__name__}: pass "
+                             "state_dicts (model.state_dict()) or paths to saved state_dicts")
+        given = {k: tuple(getattr(v, "shape", ())) for k, v in checkpoint.items()}
+        problems = [f"missing {k}" for k in expected if k not in given]
+        problems += [f"unexpected {k}" for k in given if k not in expected]
+        problems += [f"{k} is {given[k]}, the model's is {expected[k]}"
+                     for k in expected if k in given and given[k] != expected[k]]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise InputError(f"checkpoint {index} does not fit the model: "
+                             f"{'; '.join(problems[:3])}{more}. Pass state_dicts saved from "
+                             "this architecture during training")
+        loaded.append(checkpoint)
+    return loaded
 
 
 def default_top_k(state) -> int:
