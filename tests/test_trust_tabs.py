@@ -52,6 +52,7 @@ def test_influence_tab_shows_the_tagged_training_sevens(hans, training, tagged_t
         assert panel.tiles.captions[0] == f"7 · {1.0:+.2f}"
         assert [g["title"].split()[0] for g in panel.tiles.groups] == ["proponents", "opponents"]
         assert "7 of the 8" in panel.note.value or "8 of the 8" in panel.note.value
+        assert "influence function (exact Hessian" in panel.note.value  # auto: naive here
         w.target = 3  # another target: another query, no new preparation
         prepared = w.state.influencers.copy()
         w.wait(TIMEOUT)
@@ -119,7 +120,7 @@ def test_checkpoints_weigh_the_influence(hans, training, tagged_three, tmp_path)
         direct = Influencer(hans.twin, images[:300], labels[:300],
                             twin_checkpoints[:1] + twin_checkpoints[-1:])
         torch.testing.assert_close(w.influence.scores, direct.scores(tagged_three, w.target)[0])
-        assert "2 checkpoints" in w.panel("influence").note.value
+        assert "TracIn over 2 checkpoints" in w.panel("influence").note.value
     finally:
         w.close()
 

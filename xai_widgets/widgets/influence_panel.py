@@ -28,6 +28,17 @@ def show_progress(bar: widgets.FloatProgress, fraction: float) -> None:
     bar.value = max(0.0, fraction)
 
 
+def describe(influencer, checkpoints) -> str:
+    """How the scores were computed, in words."""
+    method = getattr(influencer, "method", "tracin")
+    if method == "naive":
+        return "influence function (exact Hessian of the last layer)"
+    if method == "arnoldi":
+        return "influence function (Arnoldi approximation of the Hessian)"
+    n = len(checkpoints) if checkpoints is not None else 0
+    return f"TracIn over {n} checkpoints" if n else "TracIn at the final weights"
+
+
 class InfluencePanel(Panel):
     """``tiles`` (proponents, then opponents), ``note`` (what is shown, progress or why
     nothing is), ``detail`` (the training image clicked, in an ``ExplainWidget``)."""
@@ -85,14 +96,13 @@ class InfluencePanel(Panel):
             self.tiles.groups = [
                 {"title": "proponents (label · score)", "indices": list(range(n))},
                 {"title": "opponents", "indices": list(range(n, len(order)))}]
-        checkpoints = len(state.checkpoints) if state.checkpoints is not None else 0
-        when = f"{checkpoints} checkpoints" if checkpoints else "the final weights"
+        how = describe(next(iter(state.influencers.values()), None), state.checkpoints)
         top = [int(labels[i]) for i in result.proponents]
         same = sum(label == result.target for label in top)
         set_text(self.note, f"class {escape(state.label(result.target))}: {same} of the "
                             f"{len(top)} strongest proponents are labelled "
-                            f"{escape(state.label(result.target))} · TracIn over {when}, "
-                            "scores relative to the largest", "muted")
+                            f"{escape(state.label(result.target))} · {how}, scores relative "
+                            "to the largest", "muted")
 
     def _clicked(self, change) -> None:
         position = change["new"]
