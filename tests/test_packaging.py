@@ -28,8 +28,9 @@ STATIC = PACKAGE / "static"
 DISTRIBUTION = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pillow",
                 "yaml": "pyyaml"}
 # used only when the user asks for them (weights= from timm, marimo's layout, a training
-# script): imported inside functions, declared in an extra, never needed to import xai_widgets
-OPTIONAL = {"timm", "transformers", "torchvision", "mlxtend", "marimo"}
+# script, an audit's Zarr store or Ray engine): imported inside functions, declared in an
+# extra, never needed to import xai_widgets
+OPTIONAL = {"timm", "transformers", "torchvision", "mlxtend", "marimo", "zarr", "ray"}
 
 
 def _pyproject() -> dict:
