@@ -105,3 +105,73 @@ def test_the_panel_and_the_baseline_share_one_search(panel):
         return
     assert w.error == ""
     np.testing.assert_array_equal(w.explanation.baseline_image, w.counterfactual.image)
+
+
+@pytest.fixture
+def counted_actor(monkeypatch):
+    """Every pass of a CFRL actor, with the number of images in it."""
+    from xai_widgets.methods import cfrl
+
+    passes, propose = [], cfrl.CFRLActor.propose
+
+    def counted(self, x, *args, **kwargs):
+        passes.append(len(x))
+        return propose(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(cfrl.CFRLActor, "propose", counted)
+    return passes
+
+
+def test_cfrl_strip_is_one_actor_pass_and_every_class_is_then_instant(model, images,
+                                                                      counted_actor):
+    w = ExplainWidget(model, images[0]).wait(TIMEOUT)  # the actor's own model, unwrapped
+    model_calls = []
+    hook = w.state.adapter.forward_module.register_forward_pre_hook(
+        lambda *_: model_calls.append(1))
+    try:
+        w.counterfactual_method = "cfrl"
+        w.wait(TIMEOUT)
+        assert counted_actor == [] and w.counterfactual_strip is None  # the tab is closed
+        w.tab = "counterfactual"
+        w.wait(TIMEOUT)
+        others = [c for c in range(10) if c != w.state.prediction]
+        assert counted_actor == [9] and sorted(w.counterfactual_strip) == others
+        panel = w.panel("counterfactual")
+        assert len(panel.strip.captions) == 9 and panel.strip.layout.display is None
+        assert sum(cf.success for cf in w.counterfactual_strip.values()) >= 8
+        calls = len(model_calls)
+        for position, target in enumerate(others[:4]):
+            panel.strip.selected = position  # a click on the strip picks the class
+            w.wait(TIMEOUT)
+            assert w.counterfactual_target == target and w.counterfactual.method == "cfrl"
+            assert w.counterfactual is w.counterfactual_strip[target]
+            for morph in (0.3, 1.0):
+                w.morph = morph
+                cf = w.counterfactual
+                np.testing.assert_array_equal(w.probabilities,
+                                              cf.path_probabilities[cf.step(morph)])
+        assert counted_actor == [9] and len(model_calls) == calls  # no actor pass, no model call
+        single = counterfactual(model, images[0], target=others[0], method="cfrl")
+        np.testing.assert_allclose(w.counterfactual_strip[others[0]].image, single.image,
+                                   atol=1e-5)
+        w.counterfactual_method = "wachter"  # a search: no strip
+        w.wait(TIMEOUT)
+        assert panel.strip.layout.display == "none"
+    finally:
+        hook.remove()
+        w.close()
+
+
+def test_cfrl_on_another_model_says_how_to_train_one(images):
+    from xai_widgets.zoo import load_clever_hans
+
+    w = ExplainWidget(load_clever_hans().twin, images[0]).wait(TIMEOUT)
+    try:
+        w.tab = "counterfactual"
+        w.counterfactual_method = "cfrl"
+        w.counterfactual_target = 3
+        w.wait(TIMEOUT)
+        assert "train_cfrl" in w.error and w.counterfactual is None
+        assert "train_cfrl" in w.panel("counterfactual").view.caption
+    finally:
+        w.close()

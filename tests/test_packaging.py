@@ -30,7 +30,8 @@ DISTRIBUTION = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pi
 # used only when the user asks for them (weights= from timm, marimo's layout, a training
 # script, an audit's Zarr store or Ray engine): imported inside functions, declared in an
 # extra, never needed to import xai_widgets
-OPTIONAL = {"timm", "transformers", "torchvision", "mlxtend", "marimo", "zarr", "ray"}
+OPTIONAL = {"timm", "transformers", "torchvision", "mlxtend", "marimo", "zarr", "ray",
+            "matplotlib"}
 
 
 def _pyproject() -> dict:

@@ -158,6 +158,22 @@ def find_counterfactual(adapter, image: torch.Tensor, target: int, method: str, 
     return adapter.counterfactuals[key]
 
 
+def counterfactuals_to_every_class(adapter, image: torch.Tensor, method: str = "cfrl") -> dict:
+    """{class: Counterfactual} of ``image`` toward every class but the predicted one, in one
+    batched pass of a one-pass method (``cfrl``); each is cached as a single search would
+    be, so picking any of those classes afterwards makes no model call."""
+    from xai_widgets.methods.counterfactuals import batched_counterfactuals
+
+    with torch.no_grad():
+        probabilities = adapter.probabilities(image)
+    prediction = int(probabilities[0].argmax())
+    targets = [c for c in range(probabilities.shape[1]) if c != prediction]
+    found = batched_counterfactuals(adapter, image, targets, method, probabilities)
+    for target, cf in zip(targets, found, strict=True):
+        adapter.counterfactuals[_search_key(adapter, image, target, method)] = cf
+    return dict(zip(targets, found, strict=True))
+
+
 def no_difference(image: torch.Tensor, baseline: torch.Tensor | None) -> bool:
     """Whether a baseline method has nothing to explain: the baseline is the image (up to
     float rounding of the α blend)."""

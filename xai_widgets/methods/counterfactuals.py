@@ -11,6 +11,8 @@
   in-distribution.
 - ``adversarial``: signed gradient steps toward the class until it flips; the degenerate
   case: the noise is small and the class changes.
+- ``cfrl`` (Samoilescu et al.): no search: one forward pass of an actor trained once per
+  model (``xai_widgets.methods.cfrl``); the MNIST demo CNN's actor is shipped.
 
 Every pixel stays in the valid range (projected steps). A target the model already predicts
 returns x itself; a search that runs out of budget returns ``success=False`` with a
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 
 from xai_widgets.baselines import value_range
 from xai_widgets.errors import Cancelled, InputError
+from xai_widgets.methods import cfrl
 from xai_widgets.methods.registry import Param
 
 PATH_STEPS = 21
@@ -101,6 +104,7 @@ PARAMS = {
     "adversarial": (
         Param("max_steps", "int", 200, 1, 5000, 1, label="max steps"),
         Param("step_size", "float", 0.005, 0.0001, 0.5, 0.0001, label="step size")),
+    "cfrl": cfrl.PARAMS,
 }
 METHODS = tuple(PARAMS)
 
@@ -249,8 +253,10 @@ def resolve(method: str, params: dict) -> dict:
 
 def search_counterfactual(adapter, image: torch.Tensor, target: Any, method: str = "wachter",
                           params: dict | None = None, data: torch.Tensor | None = None,
-                          autoencoder=None, progress=None, cancelled=None) -> Counterfactual:
-    """The counterfactual of ``image`` (1,C,H,W on the model's device) for ``target``."""
+                          autoencoder=None, progress=None, cancelled=None,
+                          actor=None) -> Counterfactual:
+    """The counterfactual of ``image`` (1,C,H,W on the model's device) for ``target``;
+    ``actor`` (a ``CFRLActor``) only for ``method="cfrl"``."""
     start = time.perf_counter()
     resolved = resolve(method, dict(params or {}))
     with torch.no_grad():
@@ -259,6 +265,10 @@ def search_counterfactual(adapter, image: torch.Tensor, target: Any, method: str
                  else (None,))
     if target is None:
         raise InputError("target must be one class index")
+    if method == "cfrl":
+        with adapter.eval_mode():
+            return cfrl.cfrl_counterfactuals(adapter, image, [target], actor, resolved,
+                                             original[None])[0]
     low, high = value_range(image, data)
     if method == "prototype" and autoencoder is None:
         autoencoder = default_autoencoder(image, data)
@@ -318,3 +328,17 @@ def default_autoencoder(image: torch.Tensor, data: torch.Tensor | None):
     if key not in _AUTOENCODERS:
         _AUTOENCODERS[key] = train_autoencoder(data.detach().cpu()).to(image.device)
     return _AUTOENCODERS[key]
+
+
+ONE_PASS = ("cfrl",)  # methods that find x′ for many classes in one batched pass
+
+
+def batched_counterfactuals(adapter, image: torch.Tensor, targets, method: str = "cfrl",
+                            probabilities: torch.Tensor | None = None, actor=None) -> list:
+    """Counterfactuals of ``image`` (1,C,H,W) toward each of ``targets`` in one batched
+    pass: a one-pass method only (``ONE_PASS``); searches run one target at a time."""
+    if method not in ONE_PASS:
+        raise InputError(f"{method!r} searches one class at a time; the counterfactuals to "
+                         f"every class at once need a one-pass method: {', '.join(ONE_PASS)}")
+    with adapter.eval_mode():
+        return cfrl.cfrl_counterfactuals(adapter, image, list(targets), actor, {}, probabilities)

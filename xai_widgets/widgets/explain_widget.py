@@ -42,6 +42,7 @@ SETTABLE = ("method", "params", "target", "baseline", "baseline_alpha", "abs_val
             "counterfactual_target", "counterfactual_method", "morph", "sanity_step", "tab",
             "attack_method", "epsilon")
 READ_ONLY = ("explanation", "probabilities", "shown", "segments", "masked", "counterfactual",
+             "counterfactual_strip",
              "sanity", "faithfulness", "influence", "sensitivity", "attack", "error", "status",
              "tab_progress")
 

@@ -12,7 +12,12 @@ import numpy as np
 import torch
 
 from xai_widgets import methods
-from xai_widgets.compute import baseline_for, compute, find_counterfactual
+from xai_widgets.compute import (
+    baseline_for,
+    compute,
+    counterfactuals_to_every_class,
+    find_counterfactual,
+)
 from xai_widgets.errors import InputError
 from xai_widgets.metrics import deletion_curve, insertion_curve
 from xai_widgets.sanity import sanity_check
@@ -81,6 +86,10 @@ def masked(source, labels: np.ndarray, hidden: tuple, baseline, alpha: float, jo
 def counterfactual(source, target: int, method: str, job):
     return find_counterfactual(source.adapter, source.image, target, method, source.data,
                                progress=job.report, cancelled=job.cancelled)
+
+
+def counterfactual_strip(source, method: str, job) -> dict:
+    return counterfactuals_to_every_class(source.adapter, source.image, method)
 
 
 def curves(source, attribution: np.ndarray, target: int, job) -> dict:

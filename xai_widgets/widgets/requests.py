@@ -12,6 +12,7 @@ import numpy as np
 
 from xai_widgets import methods
 from xai_widgets.compute import cached_counterfactual
+from xai_widgets.methods.counterfactuals import ONE_PASS
 from xai_widgets.widgets import jobs
 
 
@@ -73,6 +74,20 @@ def request_counterfactual(state) -> None:
     state.submit("counterfactual", partial(jobs.counterfactual, target=state.counterfactual_target,
                                            method=state.counterfactual_method),
                  lambda cf: state.set_trait("counterfactual", cf), "counterfactual")
+
+
+def request_strip(state) -> None:
+    """With a one-pass counterfactual method and its tab open: x′ toward every class at once
+    (cached per class, so picking one afterwards makes no model call)."""
+    method = state.counterfactual_method
+    if state.tab != "counterfactual" or method not in ONE_PASS:
+        return
+    if state.strip_of == method:  # shown, or on its way
+        return
+    state.strip_of = method
+    state.submit("strip", partial(jobs.counterfactual_strip, method=method),
+                 lambda found: state.set_trait("counterfactual_strip", found),
+                 "counterfactuals to every class")
 
 
 def update_probabilities(state) -> None:

@@ -50,8 +50,8 @@ from xai_widgets.widgets.traits import (
     MethodParams,
 )
 
-CHANNELS = ("explain", "segments", "mask", "counterfactual", "curves", "sanity", "influence",
-            "sensitivity", "attack")
+CHANNELS = ("explain", "segments", "mask", "counterfactual", "strip", "curves", "sanity",
+            "influence", "sensitivity", "attack")
 
 
 class ViewState(traitlets.HasTraits):
@@ -64,7 +64,8 @@ class ViewState(traitlets.HasTraits):
     ``tab`` (the open tab), ``attack_method``, ``epsilon`` (the robustness tab's L∞ radius).
     Read-only: ``explanation``, ``probabilities`` (of the image as shown), ``shown`` (what
     that image is), ``segments``, ``masked``, ``counterfactual``, ``sanity``,
-    ``faithfulness``, ``influence``, ``sensitivity``, ``attack``, ``error``, ``status``,
+    ``faithfulness``, ``counterfactual_strip`` (a one-pass method's x′ toward every class),
+    ``influence``, ``sensitivity``, ``attack``, ``error``, ``status``,
     ``progress`` (of the maps), ``tab_progress`` (of the open tab's work).
 
     ``train=(images, labels)`` (and ``checkpoints=``, state_dicts saved during training) feed
@@ -97,6 +98,7 @@ class ViewState(traitlets.HasTraits):
     segments = traitlets.Any(None, read_only=True)
     masked = traitlets.Any(None, read_only=True)
     counterfactual = traitlets.Any(None, read_only=True)
+    counterfactual_strip = traitlets.Any(None, read_only=True)
     sanity = traitlets.Any(None, read_only=True)
     faithfulness = traitlets.Dict(read_only=True)
     error = traitlets.Unicode("", read_only=True)
@@ -124,6 +126,7 @@ class ViewState(traitlets.HasTraits):
         self.influencers: dict = {}
         self.sensitivity_of: tuple = ()  # the last view asked for (its sensitivity)
         self.influence_of: int | None = None  # the last target asked for (its influence)
+        self.strip_of: str | None = None  # the method of the strip shown or on its way
         self.base_probabilities = self.adapter.probabilities(self.image)[0].float().cpu().numpy()
         self.n_classes = len(self.base_probabilities)
         self.image_shape = tuple(self.image.shape[1:])
@@ -204,6 +207,7 @@ class ViewState(traitlets.HasTraits):
         self.observe(lambda _: requests.request_segments(self), ["segmentation", "tab"])
         self.observe(lambda _: requests.request_counterfactual(self),
                      ["counterfactual_target", "counterfactual_method"])
+        self.observe(lambda _: requests.request_strip(self), ["counterfactual_method", "tab"])
         self.observe(lambda _: requests.update_probabilities(self),
                      ["morph", "masked", "counterfactual"])
         self.observe(lambda _: requests.request_diagnostics(self), "tab")
@@ -245,6 +249,8 @@ class ViewState(traitlets.HasTraits):
                 self._inflight = None
             if channel == "counterfactual":
                 self.set_trait("counterfactual", None)
+            if channel == "strip":
+                self.strip_of = None
             if channel in ("influence", "sensitivity", "attack"):
                 self.set_trait("tab_progress", -1.0)
             self.fail(message)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from xai_widgets.errors import InputError
+from xai_widgets.zoo.cfrl_actor import load_cfrl_actor
 from xai_widgets.zoo.idx import FASHION_MNIST_CLASSES, load_idx, load_idx_dataset
 from xai_widgets.zoo.nets import MnistCNN
 
@@ -114,6 +115,7 @@ __all__ = [
     "CleverHansDemo",
     "MnistCNN",
     "load_autoencoder",
+    "load_cfrl_actor",
     "load_clever_hans",
     "load_clever_hans_training",
     "load_demo",
