@@ -3,6 +3,7 @@ size, and the Ray engine.
 
     python benchmarks/bench_audit.py [--n 10000 30000 60000] [--method saliency]
                                      [--n-steps 8] [--map-size 28] [--ray 10000]
+                                     [--spray 60000]
 
 The dataset is the 1,000 shipped held-out digits tiled to n images with small shifts
 (±2 px) and contrast changes, made item by item in a torch Dataset (nothing held per image),
@@ -17,6 +18,11 @@ so memory stays flat only if the audit streams. Each size runs in a fresh subpro
 - memory: growth of the process's peak RSS (``resource.getrusage().ru_maxrss``) during the
   audit, over the peak after loading the model and making the dataset (goal: flat within
   10 % from 10k to 60k images).
+
+- SpRAy: ``a.spray()`` (``spray_large`` over the stored maps, read out of core from the
+  Zarr store; k by the eigengap, 14×14 features, 10 neighbours) on the audit of ``--spray``
+  images (default 60,000; that size is audited even when ``--n`` leaves it out; 0: skip),
+  its wall time, the k found and the growth of peak RSS over the audit's peak.
 
 ``--ray N`` also audits N images with ``engine="ray"`` on a local Ray instance with
 $BENCH_RAY_CPUS (default 2) CPUs, one single-threaded actor per CPU; ``ray.init`` is timed
@@ -109,19 +115,27 @@ def child(args) -> dict:
         assert result.complete and len(result) == args.child
         store_mb = sum(p.stat().st_size for p in (Path(folder) / "run.zarr").rglob("*")
                        if p.is_file()) / 2**20
+        spray = {}
+        if args.spray_too:
+            start = time.perf_counter()
+            clustered = result.spray()
+            spray = {"spray_s": time.perf_counter() - start, "spray_k": clustered.n_clusters,
+                     "spray_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                         - after) / 1024}
     floor = None
     if args.engine == "local":  # the mean of two runs, before and after (the load varies)
         floor = (floor_before + floor_seconds(model, args.child, args.method, args.n_steps,
                                               args.batch_size)) / 2
     return {"n": args.child, "seconds": seconds, "floor": floor, "start_up": start_up,
-            "before_mb": before / 1024, "growth_mb": (after - before) / 1024, "store_mb": store_mb}
+            "before_mb": before / 1024, "growth_mb": (after - before) / 1024, "store_mb": store_mb,
+            **spray}
 
 
-def run_child(args, n: int, engine: str) -> dict:
+def run_child(args, n: int, engine: str, spray: bool = False) -> dict:
     command = [sys.executable, __file__, "--child", str(n), "--engine", engine,
                "--method", args.method, "--n-steps", str(args.n_steps),
                "--map-size", str(args.map_size), "--batch-size", str(args.batch_size),
-               "--chunk-size", str(args.chunk_size)]
+               "--chunk-size", str(args.chunk_size)] + (["--spray-too"] if spray else [])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(done.stderr[-4000:])
@@ -137,7 +151,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=1024)
     parser.add_argument("--ray", type=int, default=0, help="images for the Ray engine (0: skip)")
+    parser.add_argument("--spray", type=int, default=60_000,
+                        help="time a.spray() on the audit of this many images (0: skip)")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--spray-too", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="local", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -148,8 +165,9 @@ def main() -> None:
           + f", map_size {args.map_size}, batch {args.batch_size}, chunk {args.chunk_size}, "
           f"{os.environ.get('BENCH_THREADS', 1)} torch thread(s)")
     rows = []
-    for n in args.n:
-        r = run_child(args, n, "local")
+    sizes = list(args.n) + ([args.spray] if args.spray and args.spray not in args.n else [])
+    for n in sizes:
+        r = run_child(args, n, "local", spray=n == args.spray)
         rows.append({"engine": "local", "images": f"{n:,}", "audit s": f"{r['seconds']:.1f}",
                      "images/s": f"{n / r['seconds']:,.0f}",
                      "floor images/s": f"{n / r['floor']:,.0f}",
@@ -157,6 +175,9 @@ def main() -> None:
                      "peak RSS growth MB": f"{r['growth_mb']:.1f}",
                      "RSS before MB": f"{r['before_mb']:.0f}",
                      "store MB": f"{r['store_mb']:.1f}"})
+        if "spray_s" in r:
+            rows[-1].update({"SpRAy s": f"{r['spray_s']:.1f}", "SpRAy k": str(r["spray_k"]),
+                             "SpRAy RSS growth MB": f"{r['spray_growth_mb']:.0f}"})
         print(rows[-1], flush=True)
     if args.ray:
         r = run_child(args, args.ray, "ray")
@@ -168,7 +189,8 @@ def main() -> None:
                      "RSS before MB": f"{r['before_mb']:.0f}",
                      "store MB": f"{r['store_mb']:.1f}"})
     print(table(rows, ["engine", "images", "audit s", "images/s", "floor images/s", "vs floor",
-                       "peak RSS growth MB", "RSS before MB", "store MB"]))
+                       "peak RSS growth MB", "RSS before MB", "store MB", "SpRAy s", "SpRAy k",
+                       "SpRAy RSS growth MB"]))
 
 
 if __name__ == "__main__":

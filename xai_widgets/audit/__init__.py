@@ -34,12 +34,13 @@ import numpy as np
 import torch
 
 from xai_widgets.adapter import ModelAdapter
-from xai_widgets.audit import local
+from xai_widgets.audit import clusters, local
 from xai_widgets.audit.local import Plan
 from xai_widgets.audit.sources import open_source
 from xai_widgets.audit.store import AuditStore, check_writable, zarr_module
 from xai_widgets.batch import BATCHED_METHODS
 from xai_widgets.errors import InputError
+from xai_widgets.spray import SprayResult
 
 __all__ = ["Audit", "Progress", "audit"]
 ENGINES = ("local", "ray")
@@ -63,6 +64,7 @@ class Audit:
         self.path = Path(path)
         self._store = AuditStore.read(self.path)
         self.metadata: dict = self._store.meta
+        self.model = self.source = self.preprocess = None  # set by audit() in this session
 
     def __len__(self) -> int:
         return self._store.n
@@ -115,6 +117,25 @@ class Audit:
     def failed(self) -> dict[int, str]:
         """{row: reason} for the rows that could not be read (zero map, prediction -1)."""
         return self._store.failed_rows()
+
+    def spray(self, k: int | str = "auto", size: int = 14, n_neighbors: int = 10,
+              classes=None, progress: Callable[[int, int], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> SprayResult:
+        """SpRAy over the stored maps, out of core (``spray_large``), of a finished audit:
+        the failed rows are skipped and ``classes`` (a class or a list) keeps the rows
+        predicted as one of them. Stored as ``clusters`` (-1: not clustered) and
+        ``embedding`` (NaN), one row per audit row, replacing an earlier result."""
+        return clusters.spray(self, k, size, n_neighbors, classes, progress, cancelled)
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """(N,) int32 SpRAy cluster per row (-1: not clustered), None before ``spray()``."""
+        return clusters.read(self.path, "clusters")
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """(N, 2) float32 SpRAy embedding (NaN: not clustered), None before ``spray()``."""
+        return clusters.read(self.path, "embedding")
 
 
 def model_fingerprint(model) -> str:
@@ -207,7 +228,9 @@ def audit(model, dataset: Any, store, method: str = "integrated_gradients",
         ray_engine.run(adapter, source, opened, plan, progress, cancelled, actors=actors)
     else:
         local.run(adapter, source, opened, plan, progress, cancelled)
-    return Audit(path)
+    result = Audit(path)  # with what made it, for DatasetWidget(a) to open images
+    result.model, result.source, result.preprocess = model, source, preprocess
+    return result
 
 
 class _CallableModule(types.ModuleType):

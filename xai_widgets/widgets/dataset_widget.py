@@ -72,6 +72,17 @@ class DatasetWidget(StaticFallback, widgets.VBox):
     tcav_result = traitlets.Any(None, read_only=True)
     fixed_model = traitlets.Any(None, read_only=True)
 
+    def __new__(cls, *args, **kwargs):
+        """``DatasetWidget(a)`` for a stored audit (``xai_widgets.audit``) is its paged view,
+        an ``AuditWidget``: ``model=``, ``dataset=``, ``classes=``, ``page_size=``."""
+        from xai_widgets.audit import Audit
+
+        if args and isinstance(args[0], Audit):
+            from xai_widgets.widgets.audit_widget import AuditWidget
+
+            return AuditWidget(*args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(self, model, images, labels=None, target: int | None = None,
                  method: str | None = None, n_clusters: int | None = None,
                  classes: Sequence[str] | None = None, batch_size: int = 256,
