@@ -111,6 +111,23 @@ def artifacts_on_failure(page, name: str, log: Path | None = None,
         raise
 
 
+@contextlib.contextmanager
+def lab_page(browser, served: tuple, notebook: str, name: str, width: int = 1280,
+             height: int = 1000):
+    """A JupyterLab page (a workspace of its own) on ``notebook`` of ``one_cell_server``'s
+    ``served`` (url, log): failure artifacts under ``name``; the kernel shut down after."""
+    url, log = served
+    page = browser.new_page(viewport={"width": width, "height": height})
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    try:
+        with artifacts_on_failure(page, name, log, console):
+            page.goto(f"{url}/lab/workspaces/{name}/tree/{notebook}")
+            yield page
+    finally:
+        close_page(page, notebook)
+
+
 def save_failure_artifacts(page, name: str, log: Path | None = None,
                            console: list | None = None) -> None:
     """What ``artifacts_on_failure`` saves, for a fixture's teardown to call."""

@@ -11,9 +11,8 @@ import pytest
 
 from tests.browser_support import (
     BROWSER_MARKS,
-    artifacts_on_failure,
-    close_page,
     element_shot,
+    lab_page,
     one_cell_server,
     run_all_cells,
     wait_kernel_idle,
@@ -45,41 +44,33 @@ def note(page) -> str:
 
 
 def test_pages_filters_clusters_and_opens_a_row(server, browser):
-    url, log = server
-    page = browser.new_page(viewport={"width": 1180, "height": 900})  # 900 px beside the files
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    try:
-        with artifacts_on_failure(page, "audit", log, console):
-            page.goto(f"{url}/lab/workspaces/audit/tree/{NOTEBOOK}")
-            run_all_cells(page, NOTEBOOK, ready=f"{VIEW} .xai-audit-tiles .xai-tile")
-            tiles = page.locator(f"{VIEW} .xai-audit-tiles .xai-tile")
-            assert tiles.count() == 24 and "of 1,000 matching · page 1 of 42" in note(page)
-            page.get_by_role("button", name="next ▶").click()
-            page.wait_for_function("sel => document.querySelector(sel).innerText"
-                                   ".includes('rows 25–48')", arg=f"{VIEW} .xai-audit-note")
-            assert tiles.first.inner_text().startswith("#24")
-            page.locator(f"{VIEW} .xai-audit-label select").select_option(label="7")
-            page.wait_for_function("sel => document.querySelector(sel).innerText"
-                                   ".includes('page 1 of')", arg=f"{VIEW} .xai-audit-note")
-            page.locator(f"{VIEW} .xai-audit-spray").click()
-            page.locator(f"{VIEW} .xai-audit-cluster select").wait_for(timeout=120_000)
-            assert "SpRAy clusters" in page.locator(VIEW).inner_text()
-            wait_kernel_idle(page, NOTEBOOK)
-            page.mouse.move(0, 0)
-            element_shot(page, VIEW, "audit_light_900")
-            tiles.nth(2).click()
-            page.locator(f"{VIEW} .xai-explain-widget .xai-heatmap-large").wait_for(
-                timeout=60_000)
-            assert page.locator(f"{VIEW} .xai-error").count() == 0
+    with lab_page(browser, server, NOTEBOOK, "audit", 1180, 900) as page:
+        run_all_cells(page, NOTEBOOK, ready=f"{VIEW} .xai-audit-tiles .xai-tile")
+        tiles = page.locator(f"{VIEW} .xai-audit-tiles .xai-tile")
+        assert tiles.count() == 24 and "of 1,000 matching · page 1 of 42" in note(page)
+        page.get_by_role("button", name="next ▶").click()
+        page.wait_for_function("sel => document.querySelector(sel).innerText"
+                               ".includes('rows 25–48')", arg=f"{VIEW} .xai-audit-note")
+        assert tiles.first.inner_text().startswith("#24")
+        page.locator(f"{VIEW} .xai-audit-label select").select_option(label="7")
+        page.wait_for_function("sel => document.querySelector(sel).innerText"
+                               ".includes('page 1 of')", arg=f"{VIEW} .xai-audit-note")
+        page.locator(f"{VIEW} .xai-audit-spray").click()
+        page.locator(f"{VIEW} .xai-audit-cluster select").wait_for(timeout=120_000)
+        assert "SpRAy clusters" in page.locator(VIEW).inner_text()
+        wait_kernel_idle(page, NOTEBOOK)
+        page.mouse.move(0, 0)
+        element_shot(page, VIEW, "audit_light_900")
+        tiles.nth(2).click()
+        page.locator(f"{VIEW} .xai-explain-widget .xai-heatmap-large").wait_for(
+            timeout=60_000)
+        assert page.locator(f"{VIEW} .xai-error").count() == 0
 
-            page.get_by_role("menuitem", name="Settings", exact=True).click()
-            page.get_by_text("Theme", exact=True).hover()
-            page.get_by_text("JupyterLab Dark", exact=True).click()
-            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                                   timeout=30_000)
-            wait_kernel_idle(page, NOTEBOOK)
-            page.mouse.move(0, 0)
-            element_shot(page, VIEW, "audit_dark_900", settle_ms=500)
-    finally:
-        close_page(page, NOTEBOOK)
+        page.get_by_role("menuitem", name="Settings", exact=True).click()
+        page.get_by_text("Theme", exact=True).hover()
+        page.get_by_text("JupyterLab Dark", exact=True).click()
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                               timeout=30_000)
+        wait_kernel_idle(page, NOTEBOOK)
+        page.mouse.move(0, 0)
+        element_shot(page, VIEW, "audit_dark_900", settle_ms=500)

@@ -12,9 +12,8 @@ import pytest
 
 from tests.browser_support import (
     BROWSER_MARKS,
-    artifacts_on_failure,
-    close_page,
     element_shot,
+    lab_page,
     one_cell_server,
     run_all_cells,
     wait_kernel_idle,
@@ -53,48 +52,40 @@ def caption(page) -> str:
 
 
 def test_strip_and_morph_need_no_search(server, browser):
-    url, log = server
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    try:
-        with artifacts_on_failure(page, "cfrl", log, console):
-            page.goto(f"{url}/lab/workspaces/cfrl/tree/{NOTEBOOK}")
-            run_all_cells(page, NOTEBOOK)
-            page.locator(".xai-panels .lm-TabBar-tab", has_text="counterfactual").click()
-            page.locator(f"{PANEL} .xai-cf-method select").select_option("cfrl")
-            tiles = page.locator(f"{PANEL} .xai-cf-strip .xai-tile")
-            tiles.nth(8).wait_for(timeout=60_000)
-            assert tiles.count() == 9
-            counter = page.locator(".xai-actor-passes")
-            page.wait_for_function("() => document.querySelector('.xai-actor-passes')"
-                                   ".innerText.includes('(9 images)')", timeout=30_000)
-            assert "of 9 classes reached in one batched pass" in page.locator(
-                PANEL).inner_text()
+    with lab_page(browser, server, NOTEBOOK, "cfrl", 1280, 1000) as page:
+        run_all_cells(page, NOTEBOOK)
+        page.locator(".xai-panels .lm-TabBar-tab", has_text="counterfactual").click()
+        page.locator(f"{PANEL} .xai-cf-method select").select_option("cfrl")
+        tiles = page.locator(f"{PANEL} .xai-cf-strip .xai-tile")
+        tiles.nth(8).wait_for(timeout=60_000)
+        assert tiles.count() == 9
+        counter = page.locator(".xai-actor-passes")
+        page.wait_for_function("() => document.querySelector('.xai-actor-passes')"
+                               ".innerText.includes('(9 images)')", timeout=30_000)
+        assert "of 9 classes reached in one batched pass" in page.locator(
+            PANEL).inner_text()
 
-            seen = []
-            for index in (2, 6, 0):  # a click on the strip: the desired class, at once
-                label = tiles.nth(index).inner_text().split()[-1]
-                tiles.nth(index).click()
-                page.wait_for_function(
-                    "([sel, label]) => document.querySelector(sel + ' .xai-cf-target input')"
-                    ".value.startsWith(label + ' ')", arg=[PANEL, label], timeout=30_000)
-                page.wait_for_function(
-                    "sel => document.querySelector(sel + ' .xai-cf-caption').innerText"
-                    ".includes('CFRL actor')", arg=PANEL, timeout=30_000)
-                seen.append(caption(page))
-            handle = page.locator(f"{PANEL} .xai-morph .noUi-handle").first
-            handle.focus()
-            for _ in range(10):
-                handle.press("ArrowRight")
+        seen = []
+        for index in (2, 6, 0):  # a click on the strip: the desired class, at once
+            label = tiles.nth(index).inner_text().split()[-1]
+            tiles.nth(index).click()
+            page.wait_for_function(
+                "([sel, label]) => document.querySelector(sel + ' .xai-cf-target input')"
+                ".value.startsWith(label + ' ')", arg=[PANEL, label], timeout=30_000)
             page.wait_for_function(
                 "sel => document.querySelector(sel + ' .xai-cf-caption').innerText"
-                ".includes('at 50% of the way')", arg=PANEL, timeout=30_000)
-            wait_kernel_idle(page, NOTEBOOK)
-            assert counter.inner_text() == "actor passes: 1 (9 images)", counter.inner_text()
-            assert len(set(seen)) == 3, seen
-            assert page.locator(".xai-explain-widget .xai-error").count() == 0
-            page.mouse.move(0, 0)
-            element_shot(page, PANEL, "cfrl_light_panel")
-    finally:
-        close_page(page, NOTEBOOK)
+                ".includes('CFRL actor')", arg=PANEL, timeout=30_000)
+            seen.append(caption(page))
+        handle = page.locator(f"{PANEL} .xai-morph .noUi-handle").first
+        handle.focus()
+        for _ in range(10):
+            handle.press("ArrowRight")
+        page.wait_for_function(
+            "sel => document.querySelector(sel + ' .xai-cf-caption').innerText"
+            ".includes('at 50% of the way')", arg=PANEL, timeout=30_000)
+        wait_kernel_idle(page, NOTEBOOK)
+        assert counter.inner_text() == "actor passes: 1 (9 images)", counter.inner_text()
+        assert len(set(seen)) == 3, seen
+        assert page.locator(".xai-explain-widget .xai-error").count() == 0
+        page.mouse.move(0, 0)
+        element_shot(page, PANEL, "cfrl_light_panel")

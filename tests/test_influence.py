@@ -112,7 +112,7 @@ def test_errors(training):
     bad["fc2.weight"] = torch.zeros(3, 50)
     with pytest.raises(InputError, match=r"checkpoint 0 does not fit.*fc2\.weight"):
         Influencer(model, images, labels, [bad])
-    with pytest.raises(InputError, match=r"checkpoint 0 does not fit.*Missing"):
+    with pytest.raises(InputError, match=r"checkpoint 0 does not fit.*missing conv1.weight"):
         Influencer(model, images, labels, [{"fc2.bias": torch.zeros(10)}])
     with pytest.raises(InputError, match="no file"):
         Influencer(model, images, labels, ["/nonexistent.pt"])

@@ -94,8 +94,9 @@ def _as_tensor(value, name: str) -> torch.Tensor:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
 
 
-def _load_checkpoint(model: nn.Module, checkpoint, index: int) -> dict:
-    """The checkpoint as a state_dict, after checking that it loads into ``model``."""
+def read_checkpoint(checkpoint, index: int, model: nn.Module | None = None) -> dict:
+    """The checkpoint (a state_dict or a path to one) as a state_dict; with ``model``, its
+    keys and shapes checked against the model's (an InputError names what differs)."""
     if isinstance(checkpoint, (str, Path)):
         if not Path(checkpoint).is_file():
             raise InputError(f"checkpoint {index}: no file {str(checkpoint)!r}")
@@ -103,6 +104,24 @@ def _load_checkpoint(model: nn.Module, checkpoint, index: int) -> dict:
     if not isinstance(checkpoint, dict):
         raise InputError(f"checkpoint {index} is a {type(checkpoint).__name__}: pass "
                          "state_dicts (model.state_dict()) or paths to saved state_dicts")
+    if model is not None:
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        given = {k: tuple(getattr(v, "shape", ())) for k, v in checkpoint.items()}
+        problems = [f"missing {k}" for k in expected if k not in given]
+        problems += [f"unexpected {k}" for k in given if k not in expected]
+        problems += [f"{k} is {given[k]}, the model's is {expected[k]}"
+                     for k in expected if k in given and given[k] != expected[k]]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise InputError(f"checkpoint {index} does not fit the model: "
+                             f"{'; '.join(problems[:3])}{more}. Pass state_dicts saved from "
+                             "this architecture during training")
+    return checkpoint
+
+
+def _load_checkpoint(model: nn.Module, checkpoint, index: int) -> dict:
+    """The checkpoint as a state_dict, after checking that it loads into ``model``."""
+    checkpoint = read_checkpoint(checkpoint, index, model)
     try:
         model.load_state_dict(checkpoint)
     except RuntimeError as error:

@@ -20,7 +20,7 @@ import torch
 
 from xai_widgets import robustness
 from xai_widgets.errors import InputError
-from xai_widgets.influence import Influencer
+from xai_widgets.influence import Influencer, read_checkpoint
 
 SHOWN = 8  # proponents and opponents shown
 
@@ -51,28 +51,7 @@ def checked_checkpoints(adapter, checkpoints):
     if isinstance(checkpoints, (str, Path, dict)) or len(checkpoints) == 0:
         raise InputError("checkpoints must be a non-empty list of state_dicts (or paths to "
                          "saved state_dicts), one per checkpoint saved during training")
-    expected = {k: tuple(v.shape) for k, v in adapter.model.state_dict().items()}
-    loaded = []
-    for index, checkpoint in enumerate(checkpoints):
-        if isinstance(checkpoint, (str, Path)):
-            if not Path(checkpoint).is_file():
-                raise InputError(f"checkpoint {index}: no file {str(checkpoint)!r}")
-            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(checkpoint, dict):
-            raise InputError(f"checkpoint {index} is a {type(checkpoint).__name__}: pass "
-                             "state_dicts (model.state_dict()) or paths to saved state_dicts")
-        given = {k: tuple(getattr(v, "shape", ())) for k, v in checkpoint.items()}
-        problems = [f"missing {k}" for k in expected if k not in given]
-        problems += [f"unexpected {k}" for k in given if k not in expected]
-        problems += [f"{k} is {given[k]}, the model's is {expected[k]}"
-                     for k in expected if k in given and given[k] != expected[k]]
-        if problems:
-            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise InputError(f"checkpoint {index} does not fit the model: "
-                             f"{'; '.join(problems[:3])}{more}. Pass state_dicts saved from "
-                             "this architecture during training")
-        loaded.append(checkpoint)
-    return loaded
+    return [read_checkpoint(c, i, adapter.model) for i, c in enumerate(checkpoints)]
 
 
 def default_top_k(state) -> int:
