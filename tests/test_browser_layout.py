@@ -63,6 +63,7 @@ CELL = ("from xai_widgets import ExplainWidget\n"
         "w = ExplainWidget(model, images[0], classes=classes, data=images[:200],\n"
         "                  train=(images[200:], labels[200:]))\n"
         "w.run_attack(steps=20)  # the robustness tab shows its maps\n"
+        "w.counterfactual_method = 'cfrl'  # the counterfactual tab shows its strip\n"
         "w")
 RGB_CELL = (  # a 1000-class torchvision ResNet on a 224 px photo: top-k tiles, "all others"
     "import torch\n"
