@@ -172,6 +172,28 @@ def test_cfrl_on_another_model_says_how_to_train_one(images):
         w.counterfactual_target = 3
         w.wait(TIMEOUT)
         assert "train_cfrl" in w.error and w.counterfactual is None
-        assert "train_cfrl" in w.panel("counterfactual").view.caption
+        assert "ExplainWidget(model, x, actor=actor)" in w.error
+        panel = w.panel("counterfactual")
+        assert "train_cfrl" in panel.view.caption
+        assert "finding" not in panel.strip_note.value  # nothing is on its way any more
+    finally:
+        w.close()
+
+
+def test_cfrl_with_an_actor_trained_for_the_model(images):
+    from xai_widgets.methods.cfrl import train_cfrl
+    from xai_widgets.zoo import load_clever_hans
+
+    twin = load_clever_hans().twin
+    actor = train_cfrl(twin, images[200:456], steps=3, batch_size=16)
+    w = ExplainWidget(twin, images[0], actor=actor).wait(TIMEOUT)
+    try:
+        w.tab = "counterfactual"
+        w.counterfactual_method = "cfrl"
+        w.counterfactual_target = 3
+        w.wait(TIMEOUT)
+        assert w.error == "" and len(w.counterfactual_strip) == 9
+        expected = counterfactual(twin, images[0], target=3, method="cfrl", actor=actor)
+        np.testing.assert_allclose(w.counterfactual.image, expected.image, atol=1e-6)
     finally:
         w.close()

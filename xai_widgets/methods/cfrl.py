@@ -59,8 +59,9 @@ TRAIN_PARAMS = (
 PARAMS = (Param("min_change", "float", 0.05, 0.0, 0.5, 0.01, label="min change",
                 help="pixel changes below this are dropped: a sparser x′"),)
 HINT = ("train one first: actor = xai_widgets.methods.cfrl.train_cfrl(model, images) "
-        "(images: (N,1,28,28) training digits in 0..1), then pass actor=actor; the shipped "
-        "demo actor is reproduced by python -m xai_widgets.zoo.train_cfrl")
+        "(images: (N,1,28,28) training digits in 0..1), then pass actor=actor to "
+        "counterfactual() or ExplainWidget(model, x, actor=actor); the shipped demo actor is "
+        "reproduced by python -m xai_widgets.zoo.train_cfrl")
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

@@ -267,6 +267,7 @@ def search_counterfactual(adapter, image: torch.Tensor, target: Any, method: str
         raise InputError("target must be one class index")
     if method == "cfrl":
         with adapter.eval_mode():
+            actor = actor if actor is not None else getattr(adapter, "cfrl_actor", None)
             return cfrl.cfrl_counterfactuals(adapter, image, [target], actor, resolved,
                                              original[None])[0]
     low, high = value_range(image, data)
@@ -340,5 +341,6 @@ def batched_counterfactuals(adapter, image: torch.Tensor, targets, method: str =
     if method not in ONE_PASS:
         raise InputError(f"{method!r} searches one class at a time; the counterfactuals to "
                          f"every class at once need a one-pass method: {', '.join(ONE_PASS)}")
+    actor = actor if actor is not None else getattr(adapter, "cfrl_actor", None)
     with adapter.eval_mode():
         return cfrl.cfrl_counterfactuals(adapter, image, list(targets), actor, {}, probabilities)

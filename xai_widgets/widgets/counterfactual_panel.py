@@ -96,8 +96,9 @@ class CounterfactualPanel(Panel):
         if not shown:
             set_text(self.strip_note, "")
             return
-        if strip is None:
-            set_text(self.strip_note, "finding x′ toward every class…", "muted")
+        if not strip:  # on its way (None), or failed ({}: the error is in the caption above)
+            busy = strip is None and state.tab == self.name
+            set_text(self.strip_note, "finding x′ toward every class…" if busy else "", "muted")
             return
         order = sorted(strip)
         found = [strip[c] for c in order]

@@ -59,7 +59,8 @@ class ExplainWidget(StaticFallback, widgets.VBox):
     ``"counterfactual:B"`` or an array), ``baseline_alpha, abs_values, data, classes,
     preprocess, output, top_k, weights`` (torchvision weights: class names, resize/crop of
     the shown image, normalisation in the differentiated path), ``layout``, ``train=(images,
-    labels)`` and ``checkpoints`` (the influence tab) and the method's parameters. Every
+    labels)`` and ``checkpoints`` (the influence tab), ``actor`` (a trained CFRL actor for
+    the counterfactual tab) and the method's parameters. Every
     state trait (see ``ViewState``) reads and writes through the widget:
     ``w.method = "saliency"``; a bad value raises ``InputError`` at once. ``wait(timeout)``
     returns once the view shows the latest state. ``snapshot()`` is the view as a PNG:

@@ -69,7 +69,8 @@ class ViewState(traitlets.HasTraits):
     ``progress`` (of the maps), ``tab_progress`` (of the open tab's work).
 
     ``train=(images, labels)`` (and ``checkpoints=``, state_dicts saved during training) feed
-    the influence tab.
+    the influence tab; ``actor=`` (a ``CFRLActor`` from ``train_cfrl``) the ``cfrl`` search
+    of the counterfactual tab, for a model other than the demo CNN.
     """
 
     method = MethodName(methods.DEFAULT_METHOD)
@@ -114,12 +115,13 @@ class ViewState(traitlets.HasTraits):
                  abs_values: bool = False, data: Any = None, classes: Sequence[str] | None = None,
                  preprocess: Callable | None = None, output: str = "auto", top_k: int = 10,
                  weights: Any = None, layout: str = "NCHW", train: Any = None,
-                 checkpoints: Sequence | None = None, **params):
+                 checkpoints: Sequence | None = None, actor: Any = None, **params):
         super().__init__()
         self.adapter = ModelAdapter(model, preprocess=preprocess, classes=classes, output=output,
                                     weights=weights, layout=layout)
         classes = self.adapter.classes  # given, or the torchvision weights' categories
         self.image, self.notes = self.adapter.image(x)
+        self.adapter.cfrl_actor = actor  # the counterfactual tab's cfrl searches use it
         self.data = self.adapter.batch(data, self.image) if data is not None else None
         self.train = trust_requests.training_set(self.adapter, train, self.image)
         self.checkpoints = trust_requests.checked_checkpoints(self.adapter, checkpoints)
@@ -251,6 +253,7 @@ class ViewState(traitlets.HasTraits):
                 self.set_trait("counterfactual", None)
             if channel == "strip":
                 self.strip_of = None
+                self.set_trait("counterfactual_strip", {})  # none: the panel stops waiting
             if channel in ("influence", "sensitivity", "attack"):
                 self.set_trait("tab_progress", -1.0)
             self.fail(message)
