@@ -63,6 +63,7 @@ def test_influence_tab_shows_the_tagged_training_sevens(hans, training, tagged_t
         assert panel.explainer is not None
         torch.testing.assert_close(panel.explainer.state.image[0], images[index])
         assert f"#{index}" in panel.detail.children[0].value
+        assert f"training image #{index}" in panel.opened.value  # said next to the thumbnails
         panel.explainer.wait(TIMEOUT)
         w.close()
         assert_untouched(model, before)
@@ -153,6 +154,12 @@ def test_robustness_tab_measures_the_view_and_attacks_on_request(model, image):
         assert panel.after.layout.display is None and w.tab_progress == -1.0
         w.attack_method = "integrated_gradients"
         assert panel.method.value == "integrated_gradients"
+        w.method = "saliency"  # the attack follows the map on screen when it can
+        w.params = {"smoothing": "smoothgrad"}
+        assert w.attack_method == "smoothgrad"
+        w.method = "occlusion"  # it cannot: the last choice stays, and the control says why
+        w.wait(TIMEOUT)
+        assert w.attack_method == "smoothgrad" and "max-sensitivity only" in panel.method.tooltip
         w.close()
         assert_untouched(model, before)
     finally:
@@ -176,6 +183,18 @@ def test_attack_shows_progress_and_stops_on_request(model, image):
         w.wait(TIMEOUT)
         assert any(0 < p < 1 for p in seen)  # the bar moved
         assert w.attack is None and w.tab_progress == -1.0  # stopped: nothing half-done shown
+        w.attack_method = "saliency"
+        w.run_attack(steps=5)
+        w.wait(TIMEOUT)
+        finished = w.attack
+        panel = w.panel("robustness")
+        w.run_attack(steps=1000)  # a second one, stopped: the first stays, and the note says so
+        while w.tab_progress <= 0 and time.monotonic() < deadline + TIMEOUT:
+            time.sleep(0.02)
+        panel.stop.click()
+        w.wait(TIMEOUT)
+        assert w.attack is finished and "stopped at" in panel.note.value
+        assert "the last finished attack is shown" in panel.note.value
     finally:
         w.close()
 

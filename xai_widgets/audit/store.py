@@ -64,15 +64,16 @@ def check_writable(path: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise InputError(f"cannot write the audit store at {path}: {error.strerror or error} "
-                         f"({parent}); pass store= a path in a writable folder") from None
+        raise InputError(f"cannot write the audit store at {path}: the folder {parent} cannot "
+                         f"be written ({error.strerror or error}); pass store= a path in a "
+                         "writable folder") from None
 
 
 def _describe(identity: dict, stored: dict) -> list[str]:
     out = []
     for key in sorted(set(identity) | set(stored)):
         ours, theirs = identity.get(key), stored.get(key)
-        if ours != theirs:
+        if ours != theirs and None not in (ours, theirs):  # None: not used by that method
             out.append(f"{key}: the store has {_short(theirs)}, this call {_short(ours)}")
     return out
 

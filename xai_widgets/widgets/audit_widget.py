@@ -72,6 +72,7 @@ class AuditWidget(widgets.VBox):
         self.prediction_filter = self._dropdown("predicted",
                                                 sorted(set(self.predictions[self.usable])))
         self.cluster_filter = self._dropdown("cluster", [])
+        self.cluster_filter.tooltip = "SpRAy cluster · its number of images"
         self.previous = widgets.Button(description="◀ previous", layout={"width": "110px"})
         self.next = widgets.Button(description="next ▶", layout={"width": "110px"})
         self.previous.on_click(lambda _: self.show_page(self.page - 1))
@@ -201,7 +202,7 @@ class AuditWidget(widgets.VBox):
         if clusters is not None:
             ids = sorted(set(clusters[clusters >= 0].tolist()))
             sizes = {c: int((clusters == c).sum()) for c in ids}
-            self._options(self.cluster_filter, ids, lambda c: f"{c} ({sizes[c]:,} images)")
+            self._options(self.cluster_filter, ids, lambda c: f"{c} · {sizes[c]:,}")
 
     def _summarise(self) -> None:
         a, usable = self.audit, self.usable

@@ -55,10 +55,13 @@ class InfluencePanel(Panel):
         self.tiles.add_class("xai-influence-tiles")
         self.tiles.observe(self._clicked, "selected")
         self.detail = widgets.VBox(layout={"width": "100%"})
+        self.opened = text("", "muted")
+        self.opened.add_class("xai-influence-opened")
         return [text("<b>influence</b>: which training images made the model decide this? "
                      "Proponents pushed the target's score up while the model trained, "
-                     "opponents pushed it down; click one to explain it"),
-                self.note, self.bar, self.tiles, self.detail]
+                     "opponents pushed it down (often the same class drawn another way, or a "
+                     "look-alike of another class); click one to explain it"),
+                self.note, self.bar, self.tiles, self.opened, self.detail]
 
     def render(self) -> None:
         state, result = self.state, self.state.influence
@@ -122,8 +125,10 @@ class InfluencePanel(Panel):
                                        method=state.method, preprocess=adapter.preprocess,
                                        output=adapter.output, train=state.train,
                                        checkpoints=state.checkpoints)
-        self.detail.children = [text(f"<b>training image #{index}</b>: labelled "
-                                     f"{escape(state.label(int(labels[index])))}"),
+        label = escape(state.label(int(labels[index])))
+        set_text(self.opened, f"↓ training image #{index} (labelled {label}) is explained "
+                              "below", "muted")
+        self.detail.children = [text(f"<b>training image #{index}</b>: labelled {label}"),
                                 self.explainer]
 
     def close(self) -> None:

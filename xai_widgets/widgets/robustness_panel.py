@@ -40,6 +40,7 @@ class RobustnessPanel(Panel):
     def build(self) -> list:
         state = self.state
         pixels = state.image_shape[-1] * state.image_shape[-2]
+        self._stopped = ""  # what the last stop left behind
         self.epsilon = widgets.FloatSlider(min=0.002, max=0.1, step=0.002, readout_format=".3f",
                                            description="ε (L∞)", continuous_update=False,
                                            style=STYLE, layout={"width": "320px",
@@ -62,40 +63,53 @@ class RobustnessPanel(Panel):
         self.run = widgets.Button(description="run attack", button_style="primary",
                                   layout={"width": "120px"})
         self.run.add_class("xai-attack-run")
-        self.run.on_click(lambda _: trust_requests.request_attack(
-            state, self.top_k.value, self.steps.value))
+        self.run.on_click(lambda _: self.start())
         self.stop = widgets.Button(description="stop", layout={"width": "80px"})
         self.stop.add_class("xai-attack-stop")
-        self.stop.on_click(lambda _: trust_requests.stop_attack(state))
+        self.stop.on_click(lambda _: self.halt())
         self.bar = progress_bar("attack")
         self.note = text("", "muted")
         self.note.add_class("xai-attack-note")
         self.before, self.after = HeatmapView(size=180), HeatmapView(size=180)
         self.before.add_class("xai-attack-before")
         self.after.add_class("xai-attack-after")
-        controls = widgets.VBox(
-            [self.epsilon, self.sensitivity_note, self.method, self.top_k, self.steps,
-             widgets.HBox([self.run, self.stop], layout={"gap": "8px"}), self.bar, self.note],
-            layout={"flex": "0 1 340px", "min_width": "0"})
-        maps = widgets.Box([self.before, self.after],
-                           layout={"flex": "1 1 300px", "min_width": "0",
-                                   "flex_flow": "row wrap", "gap": "8px"})
+        row = {"flex_flow": "row wrap", "gap": "4px 16px", "align_items": "center"}
         return [text("<b>robustness</b>: does the map survive a change of the image you "
                      "cannot see? A map that moves while the prediction stays should not be "
                      "trusted"),
-                widgets.Box([controls, maps], layout={"flex_flow": "row wrap", "gap": "12px"})]
+                self.epsilon, self.sensitivity_note,
+                widgets.Box([self.method, self.top_k, self.steps,
+                             widgets.HBox([self.run, self.stop], layout={"gap": "8px"})],
+                            layout=row),
+                widgets.Box([self.bar, self.note], layout=row),
+                widgets.Box([self.before, self.after], layout={"flex_flow": "row wrap",
+                                                               "gap": "8px 24px"})]
+
+    def start(self) -> None:
+        """*run attack*: the attack with the controls' settings."""
+        self._stopped = ""
+        trust_requests.request_attack(self.state, self.top_k.value, self.steps.value)
+
+    def halt(self) -> None:
+        """*stop*: the running attack ends; the last finished result stays."""
+        if self.state.tab_progress >= 0:
+            self._stopped = f"stopped at {self.state.tab_progress:.0%}"
+        trust_requests.stop_attack(self.state)
+        self.guarded(self.render)
 
     def render(self) -> None:
         state = self.state
-        show_progress(self.bar, state.tab_progress if state.tab == self.name else -1.0)
+        running = state.tab_progress >= 0 and state.tab == self.name
+        show_progress(self.bar, state.tab_progress if running else -1.0)
         s = state.sensitivity
         if s is not None:
             label = methods.spec(s.method).label
             set_text(self.sensitivity_note,
                      f"max-sensitivity of {escape(label)} (class {escape(state.label(s.target))})"
-                     f": <b>{s.value:.3f}</b> — the map changes by up to {s.value:.0%} of its "
-                     f"norm under {s.n} random perturbations within ε = {s.epsilon:.3f}")
-        elif state.error and state.tab_progress < 0:
+                     f": <b>{s.value:.3f}</b>: the map on screen changes by up to {s.value:.0%} "
+                     f"of its norm under {s.n} random perturbations of at most ε = "
+                     f"{s.epsilon:.3f} per pixel (pixel values 0..1)")
+        elif state.error and not running:
             set_text(self.sensitivity_note, f"<span class='xai-error'>⚠ "
                                             f"{escape(state.error)}</span>")
         else:
@@ -103,33 +117,40 @@ class RobustnessPanel(Panel):
         a = state.attack
         for view in (self.before, self.after):
             view.layout.display = "none" if a is None else None
-        if a is None:
-            running = state.tab_progress >= 0
-            set_text(self.note, "attacking…" if running else
-                     "run the attack to search a perturbation within ε that moves the map",
-                     "muted")
-            return
-        self._show(a)
+        result = self._show(a) if a is not None else ""
+        news = "attacking…" if running else self._stopped
+        if a is None and not news:
+            news = "run the attack to search a perturbation within ε that moves the map"
+        elif a is not None and news:
+            news += "; the last finished attack is shown"
+        muted = f"<span class='xai-muted'>{escape(news)}</span>" if news else ""
+        set_text(self.note, " · ".join(part for part in (muted, result) if part), "body")
+        covered = state.method in ATTACK_METHODS
+        self.method.description = "attack map" if covered else "attack map *"
+        self.method.tooltip = ("" if covered else f"the attack covers {', '.join(LABELS.values())}"
+                               f"; the map on screen ({methods.spec(state.method).label}) is "
+                               "measured by max-sensitivity only")
 
-    def _show(self, a) -> None:
+    def _show(self, a) -> str:
+        """Draw attack ``a``; its outcome in words."""
         state = self.state
-        kept = "kept" if a.kept_class else "<span class='xai-error'>lost</span>"
-        cls = escape(state.label(a.target))
-        set_text(self.note,
-                 f"top-{a.top_k} pixels still in the top {a.top_k}: <b>{a.topk_intersection:.0%}"
-                 f"</b> · class {cls} {kept}, p {a.probability_change:+.3f} · L∞ {a.linf:.3f} "
-                 f"after {a.steps_run} steps", "body")
         vmax = float(max(np.abs(a.map_before).max(), np.abs(a.map_after).max())) or 1.0
         grey = a.image.shape[0] == 3 and not state.colour_image
         label = LABELS[a.method]
-        for view, image, m, title in (
-                (self.before, state.image[0].cpu().numpy(), a.map_before, f"{label}: the image"),
-                (self.after, a.image, a.map_after,
-                 f"{label}: attacked (top-{a.top_k} ∩ {a.topk_intersection:.0%})")):
+        for view, image, m, title, convention in (
+                (self.before, state.image[0].cpu().numpy(), a.map_before,
+                 f"before: {label} of the image", ""),
+                (self.after, a.image, a.map_after, f"after: {label} of the attacked image",
+                 "both maps on one colour scale; beside each map, its image")):
             with view.hold_sync():
                 view.image = display_image(image)
                 view.grey = grey
                 view.attribution = encode(m)
                 view.vmax = vmax
                 view.title = title
-                view.convention = "same colour scale for both maps"
+                view.convention = convention
+        kept = "kept" if a.kept_class else "<span class='xai-error'>lost</span>"
+        return (f"<b>{a.topk_intersection:.0%}</b> of the map's top-{a.top_k} pixels are still "
+                f"in its top {a.top_k} after the attack · class {escape(state.label(a.target))} "
+                f"{kept}, its probability {a.probability_change:+.3f} · L∞ {a.linf:.3f} after "
+                f"{a.steps_run} steps")

@@ -213,8 +213,10 @@ class ViewState(traitlets.HasTraits):
         self.observe(lambda _: requests.update_probabilities(self),
                      ["morph", "masked", "counterfactual"])
         self.observe(lambda _: requests.request_diagnostics(self), "tab")
+        self.observe(lambda _: trust_requests.follow_method(self), ["method", "params"])
         self.observe(lambda _: trust_requests.on_change(self),
                      ["tab", "target", "method", "params", "epsilon"])
+        trust_requests.follow_method(self)
 
     @traitlets.validate("top_k")
     def _check_top_k(self, proposal):

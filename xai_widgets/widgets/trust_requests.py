@@ -60,6 +60,15 @@ def default_top_k(state) -> int:
     return min(pixels, max(50, pixels // 50))
 
 
+def follow_method(state) -> None:
+    """The attack takes the view's map when it can (saliency, SmoothGrad, IG)."""
+    method = state.method
+    if method == "saliency" and state.params.get("smoothing") == "smoothgrad":
+        method = "smoothgrad"
+    if method in robustness.ATTACK_METHODS and state.attack_method != method:
+        state.attack_method = method
+
+
 def on_change(state) -> None:
     if state.tab == "influence":
         request_influence(state)
@@ -143,8 +152,7 @@ def attack_job(source, method: str, epsilon: float, top_k: int, steps: int, job)
 def request_attack(state, top_k: int | None = None, steps: int = 100) -> None:
     """Run the interpretation attack with the state's ``attack_method`` and ``epsilon``."""
     top_k = default_top_k(state) if top_k is None else int(top_k)
-    state.set_trait("attack", None)
-    state.set_trait("tab_progress", 0.0)
+    state.set_trait("tab_progress", 0.0)  # the last finished attack stays until this one is
     state.submit("attack", partial(attack_job, method=state.attack_method, epsilon=state.epsilon,
                                    top_k=top_k, steps=int(steps)),
                  partial(_done, state, "attack"), "interpretation attack",
