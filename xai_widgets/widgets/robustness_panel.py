@@ -70,9 +70,10 @@ class RobustnessPanel(Panel):
         self.bar = progress_bar("attack")
         self.note = text("", "muted")
         self.note.add_class("xai-attack-note")
-        self.before, self.after = HeatmapView(size=180), HeatmapView(size=180)
-        self.before.add_class("xai-attack-before")
-        self.after.add_class("xai-attack-after")
+        self.before, self.after = HeatmapView(size=150), HeatmapView(size=150)
+        for view, name in ((self.before, "before"), (self.after, "after")):
+            view.add_class(f"xai-attack-{name}")  # two abreast where there is room
+            view.layout = widgets.Layout(width="calc(50% - 12px)", min_width="280px")
         row = {"flex_flow": "row wrap", "gap": "4px 16px", "align_items": "center"}
         return [text("<b>robustness</b>: does the map survive a change of the image you "
                      "cannot see? A map that moves while the prediction stays should not be "
@@ -83,7 +84,8 @@ class RobustnessPanel(Panel):
                             layout=row),
                 widgets.Box([self.bar, self.note], layout=row),
                 widgets.Box([self.before, self.after], layout={"flex_flow": "row wrap",
-                                                               "gap": "8px 24px"})]
+                                                               "gap": "8px 24px",
+                                                               "width": "100%"})]
 
     def start(self) -> None:
         """*run attack*: the attack with the controls' settings."""
@@ -150,7 +152,8 @@ class RobustnessPanel(Panel):
                 view.title = title
                 view.convention = convention
         kept = "kept" if a.kept_class else "<span class='xai-error'>lost</span>"
+        change = (f"its probability {a.probability_change:+.3f}"
+                  if abs(a.probability_change) >= 5e-4 else "its probability unchanged")
         return (f"<b>{a.topk_intersection:.0%}</b> of the map's top-{a.top_k} pixels are still "
                 f"in its top {a.top_k} after the attack · class {escape(state.label(a.target))} "
-                f"{kept}, its probability {a.probability_change:+.3f} · L∞ {a.linf:.3f} after "
-                f"{a.steps_run} steps")
+                f"{kept}, {change} · L∞ {a.linf:.3f} after {a.steps_run} steps")
