@@ -1,5 +1,6 @@
 // Groups of small heatmap tiles (a SpRAy cluster, or one method each); clicking a tile sets
-// `selected` to its index. Each tile is scaled by its own vmax (or a shared one).
+// `selected` to its index. Each tile is scaled by its own vmax (or a shared one); `dim`
+// darkens the images under the maps (0: images at full contrast, e.g. with no maps).
 import { decode } from "./codecs.js";
 import { baseImage, draw, overlay, listen } from "./paint.js";
 
@@ -14,6 +15,7 @@ function render({ model, el }) {
     const vmax = model.get("vmax");
     const selected = model.get("selected");
     const px = model.get("size");
+    const dim = model.get("dim");
     el.replaceChildren();
     if (!images || !maps) return;
     const [, c, h, w] = images.shape;
@@ -32,7 +34,7 @@ function render({ model, el }) {
         tile.dataset.index = String(i);
         const image = { data: images.data.subarray(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w], dtype: images.dtype };
         const canvas = document.createElement("canvas");
-        draw(canvas, overlay(baseImage(image), maps.data, i * h * w, h * w, vmax[i], false), h, w, px);
+        draw(canvas, overlay(baseImage(image, dim), maps.data, i * h * w, h * w, vmax[i], false), h, w, px);
         const caption = document.createElement("span");
         caption.textContent = captions[i] || "";
         tile.append(canvas, caption);
@@ -45,7 +47,8 @@ function render({ model, el }) {
     el.dataset.version = String(Number(el.dataset.version || 0) + 1);
   }
 
-  return listen(model, ["images", "maps", "captions", "groups", "vmax", "selected", "size"], update);
+  return listen(model, ["images", "maps", "captions", "groups", "vmax", "selected", "size", "dim"],
+                update);
 }
 
 export default { render };

@@ -51,7 +51,7 @@ class InfluencePanel(Panel):
         self.note = text("", "muted")
         self.note.add_class("xai-influence-note")
         self.bar = progress_bar("influence")
-        self.tiles = TilesView(size=64)
+        self.tiles = TilesView(size=64, dim=0.0)  # no maps over them: the images as they are
         self.tiles.add_class("xai-influence-tiles")
         self.tiles.observe(self._clicked, "selected")
         self.detail = widgets.VBox(layout={"width": "100%"})

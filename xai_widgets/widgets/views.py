@@ -90,3 +90,4 @@ class TilesView(_Styled):
     vmax = traitlets.List(traitlets.Float()).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     size = traitlets.Int(72).tag(sync=True)
+    dim = traitlets.Float(0.55).tag(sync=True)  # how much the images darken under the maps
