@@ -266,15 +266,16 @@ def cfrl_counterfactuals(adapter, image: torch.Tensor, targets: Sequence[int],
     actor + decoder pass and one batched model pass for all their morph paths. Each
     result's ``seconds`` is the batch's time divided by the number of targets;
     ``probabilities`` (1, n_classes), when the caller has them, saves a model pass."""
-    from xai_widgets.methods.counterfactuals import CHANGED, PATH_STEPS, Counterfactual, morph_path
+    from xai_widgets.methods.counterfactuals import (
+        CHANGED,
+        PATH_STEPS,
+        Counterfactual,
+        morph_path,
+        resolve,
+    )
 
     start = time.perf_counter()
-    p = {spec.name: spec.default for spec in PARAMS}
-    names = {spec.name: spec for spec in PARAMS}
-    for name, value in (params or {}).items():
-        if name not in names:
-            raise InputError(f"cfrl has no parameter {name!r}; its parameters: {list(names)}")
-        p[name] = names[name].validate(value)
+    p = resolve("cfrl", dict(params or {}))
     actor = resolve_actor(adapter.model, actor)
     if tuple(image.shape[1:]) != actor.image_shape:
         raise InputError(f"the CFRL actor takes {'×'.join(map(str, actor.image_shape))} images, "

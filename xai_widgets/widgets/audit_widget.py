@@ -60,9 +60,9 @@ class AuditWidget(widgets.VBox):
             raise InputError(f"the dataset has {len(self.source)} images, the audit "
                              f"{len(audit)} rows: pass the dataset the audit was made of")
         self.predictions, self.labels = audit.predictions, audit.labels
-        failed = audit.failed
+        self.failed = audit.failed  # {row: reason}, read from the store once
         self.usable = audit.rows_done.copy()
-        self.usable[list(failed)] = False
+        self.usable[list(self.failed)] = False
         n_classes = int(max(self.predictions.max(initial=0), self.labels.max(initial=0))) + 1
         self.names = list(classes) if classes is not None else [str(i) for i in range(n_classes)]
         self.page, self.selected, self.explainer = 0, -1, None
@@ -209,7 +209,7 @@ class AuditWidget(widgets.VBox):
         known = usable & (self.labels >= 0)
         accuracy = (f" · accuracy {np.mean(self.predictions[known] == self.labels[known]):.1%}"
                     if known.any() else "")
-        failed = len(a.failed)
+        failed = len(self.failed)
         method = a.metadata["identity"]["method"]
         clusters = self.audit_clusters()
         clustered = (f" · {len(set(clusters[clusters >= 0].tolist()))} SpRAy clusters"
