@@ -26,6 +26,16 @@ def demo():
     return load_demo("mnist")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module, restored afterwards: many small ops on tiny nets gain
+    nothing from intra-op threads and lose much when the two cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def hans():
     """The shipped Clever-Hans demo: the shortcut model, its clean twin, tagged digits."""

@@ -14,9 +14,8 @@ import pytest
 from tests.browser_support import (
     ARTIFACTS,
     BROWSER_MARKS,
-    artifacts_on_failure,
-    close_page,
     element_shot,
+    lab_page,
     one_cell_server,
     run_all_cells,
     wait_kernel_idle,
@@ -83,74 +82,66 @@ def slide_down_to(page, handle, strength: str) -> tuple[str, str]:
 
 
 def test_cluster_concept_tcav_projection_report(server, browser):
-    url, log = server
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    try:
-        with artifacts_on_failure(page, "concepts", log, console):
-            page.goto(f"{url}/lab/workspaces/concepts/tree/{NOTEBOOK}")
-            run_all_cells(page, NOTEBOOK, ready=f"{CONCEPT} .xai-concept-cluster select",
-                          timeout=240)
-            # the clusters of tagged 7s, as their labels say (SpRAy may make two of them)
-            options = page.locator(f"{CONCEPT} .xai-concept-cluster select option")
-            labels = [t.replace("\xa0", " ") for t in options.all_inner_texts()]  # nbsp
-            share = [int(m.group(1)) if (m := re.search(r"most: 7 \+ tag, (\d+)%", t)) else -1
-                     for t in labels]
-            assert max(share) >= 80, labels
-            page.locator(f"{CONCEPT} .xai-concept-cluster select").select_option(
-                index=[i for i, s in enumerate(share) if s >= 80])
-            page.locator(f"{CONCEPT} .xai-make-concept").click()
-            result = page.locator(f"{CONCEPT} .xai-concept-result")
-            result.get_by_text("TCAV score").wait_for(timeout=180_000)
-            text = result.inner_text()
-            assert re.search(r"TCAV score 1\.00 for class 7, random directions 0\.\d\d ± 0\.\d\d, "
-                             r"p = \de-\d\d: the model uses this concept", text), text
-            assert page.locator(f"{CONCEPT} svg.xai-tcav-spread").count() == 1
+    with lab_page(browser, server, NOTEBOOK, "concepts") as page:
+        run_all_cells(page, NOTEBOOK, ready=f"{CONCEPT} .xai-concept-cluster select",
+                      timeout=240)
+        # the clusters of tagged 7s, as their labels say (SpRAy may make two of them)
+        options = page.locator(f"{CONCEPT} .xai-concept-cluster select option")
+        labels = [t.replace("\xa0", " ") for t in options.all_inner_texts()]  # nbsp
+        share = [int(m.group(1)) if (m := re.search(r"most: 7 \+ tag, (\d+)%", t)) else -1
+                 for t in labels]
+        assert max(share) >= 80, labels
+        page.locator(f"{CONCEPT} .xai-concept-cluster select").select_option(
+            index=[i for i, s in enumerate(share) if s >= 80])
+        page.locator(f"{CONCEPT} .xai-make-concept").click()
+        result = page.locator(f"{CONCEPT} .xai-concept-result")
+        result.get_by_text("TCAV score").wait_for(timeout=180_000)
+        text = result.inner_text()
+        assert re.search(r"TCAV score 1\.00 for class 7, random directions 0\.\d\d ± 0\.\d\d, "
+                         r"p = \de-\d\d: the model uses this concept", text), text
+        assert page.locator(f"{CONCEPT} svg.xai-tcav-spread").count() == 1
 
-            # the fix panel appears and shows the projection at full strength
-            page.locator(f"{FIX} .xai-fix-report table").wait_for(timeout=60_000)
-            page.wait_for_function(
-                "sel => document.querySelector(sel).innerText.includes('updated in')",
-                arg=FIX, timeout=60_000)
-            assert page.locator(f"{FIX} .xai-tile").count() == 12
-            before, after_full = flip_rates(page)
-            wait_kernel_idle(page, NOTEBOOK)
-            page.mouse.move(0, 0)
-            shot(page, CONCEPT, "concepts_light_concept")
-            shot(page, FIX, "concepts_light_fix_1.00")
+        # the fix panel appears and shows the projection at full strength
+        page.locator(f"{FIX} .xai-fix-report table").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "sel => document.querySelector(sel).innerText.includes('updated in')",
+            arg=FIX, timeout=60_000)
+        assert page.locator(f"{FIX} .xai-tile").count() == 12
+        before, after_full = flip_rates(page)
+        wait_kernel_idle(page, NOTEBOOK)
+        page.mouse.move(0, 0)
+        shot(page, CONCEPT, "concepts_light_concept")
+        shot(page, FIX, "concepts_light_fix_1.00")
 
-            # the slider down to 0.5: the maps, the predictions and the report follow
-            handle = page.locator(f"{FIX} .xai-fix-strength .noUi-handle").first
-            handle.focus()
-            _, after_half = slide_down_to(page, handle, "0.50")
-            before_again, after_none = slide_down_to(page, handle, "0.00")
-            assert before_again == before and after_none == before  # strength 0: the model
-            percent = lambda s: float(s.rstrip(" %"))  # noqa: E731
-            assert percent(after_full) <= 2 and percent(after_full) < percent(after_half)
-            assert percent(after_half) <= percent(before)
-            assert page.locator(f"{FIX} .xai-tile").count() == 12
-            assert "strength 0.00" in page.locator(f"{FIX} .xai-tile-group-title").nth(
-                1).inner_text()
-            wait_kernel_idle(page, NOTEBOOK)
-            page.mouse.move(0, 0)
-            shot(page, FIX, "concepts_light_fix_0.00")
-            shot(page, ".xai-dataset-widget", "concepts_light_widget")
-            assert page.locator(".xai-dataset-widget .xai-error").count() == 0
-            assert not overflowing(page), overflowing(page)
+        # the slider down to 0.5: the maps, the predictions and the report follow
+        handle = page.locator(f"{FIX} .xai-fix-strength .noUi-handle").first
+        handle.focus()
+        _, after_half = slide_down_to(page, handle, "0.50")
+        before_again, after_none = slide_down_to(page, handle, "0.00")
+        assert before_again == before and after_none == before  # strength 0: the model
+        percent = lambda s: float(s.rstrip(" %"))  # noqa: E731
+        assert percent(after_full) <= 2 and percent(after_full) < percent(after_half)
+        assert percent(after_half) <= percent(before)
+        assert page.locator(f"{FIX} .xai-tile").count() == 12
+        assert "strength 0.00" in page.locator(f"{FIX} .xai-tile-group-title").nth(
+            1).inner_text()
+        wait_kernel_idle(page, NOTEBOOK)
+        page.mouse.move(0, 0)
+        shot(page, FIX, "concepts_light_fix_0.00")
+        shot(page, ".xai-dataset-widget", "concepts_light_widget")
+        assert page.locator(".xai-dataset-widget .xai-error").count() == 0
+        assert not overflowing(page), overflowing(page)
 
-            # the same in the dark theme (Settings > Theme), for the screenshots
-            page.get_by_role("menuitem", name="Settings", exact=True).click()
-            page.get_by_text("Theme", exact=True).hover()
-            page.get_by_text("JupyterLab Dark", exact=True).click()
-            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                                   timeout=30_000)
-            page.wait_for_timeout(500)
-            page.mouse.move(0, 0)
-            shot(page, CONCEPT, "concepts_dark_concept")
-            shot(page, FIX, "concepts_dark_fix_0.00")
-            (ARTIFACTS / "concepts_flip_rates.json").write_text(json.dumps(
-                {"before": before, "strength 1": after_full, "strength 0.5": after_half,
-                 "strength 0": after_none}, indent=1, ensure_ascii=False))
-    finally:
-        close_page(page, NOTEBOOK)
+        # the same in the dark theme (Settings > Theme), for the screenshots
+        page.get_by_role("menuitem", name="Settings", exact=True).click()
+        page.get_by_text("Theme", exact=True).hover()
+        page.get_by_text("JupyterLab Dark", exact=True).click()
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                               timeout=30_000)
+        page.wait_for_timeout(500)
+        page.mouse.move(0, 0)
+        shot(page, CONCEPT, "concepts_dark_concept")
+        shot(page, FIX, "concepts_dark_fix_0.00")
+        (ARTIFACTS / "concepts_flip_rates.json").write_text(json.dumps(
+            {"before": before, "strength 1": after_full, "strength 0.5": after_half,
+             "strength 0": after_none}, indent=1, ensure_ascii=False))

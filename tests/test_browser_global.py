@@ -14,9 +14,8 @@ import pytest
 
 from tests.browser_support import (
     BROWSER_MARKS,
-    artifacts_on_failure,
-    close_page,
     element_shot,
+    lab_page,
     one_cell_server,
     run_all_cells,
     wait_kernel_idle,
@@ -70,75 +69,67 @@ def check_layout(page, name: str) -> None:
 
 
 def test_visualise_stop_refit_and_open_a_pick(server, browser):
-    url, log = server
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    try:
-        with artifacts_on_failure(page, "global", log, console):
-            page.goto(f"{url}/lab/workspaces/global/tree/{NOTEBOOK}")
-            run_all_cells(page, NOTEBOOK, ready=f"{VIS} .xai-heatmap-large", timeout=180)
-            # the image and its title follow the optimisation: two steps drawn, in order
-            title = f"{VIS} .xai-heatmap-title"
-            wait_text(page, title, r"class 3 · step \d+ of 10000")
-            first = int(re.search(r"step (\d+)", inner_text(page, title)).group(1))
-            wait_text(page, title, rf"step (?!{first} )\d+ of 10000")
-            second = int(re.search(r"step (\d+)", inner_text(page, title)).group(1))
-            assert second > first
-            assert page.locator(f"{VIS} svg.xai-global-spark polyline").count() == 1
+    with lab_page(browser, server, NOTEBOOK, "global") as page:
+        run_all_cells(page, NOTEBOOK, ready=f"{VIS} .xai-heatmap-large", timeout=180)
+        # the image and its title follow the optimisation: two steps drawn, in order
+        title = f"{VIS} .xai-heatmap-title"
+        wait_text(page, title, r"class 3 · step \d+ of 10000")
+        first = int(re.search(r"step (\d+)", inner_text(page, title)).group(1))
+        wait_text(page, title, rf"step (?!{first} )\d+ of 10000")
+        second = int(re.search(r"step (\d+)", inner_text(page, title)).group(1))
+        assert second > first
+        assert page.locator(f"{VIS} svg.xai-global-spark polyline").count() == 1
 
-            page.locator(f"{VIS} .xai-global-stop").click()
-            wait_text(page, f"{VIS} .xai-global-note", r"stopped at step \d+ of 10000")
-            stopped = inner_text(page, title)
-            assert page.locator(f"{VIS} .xai-global-stop").is_disabled()
+        page.locator(f"{VIS} .xai-global-stop").click()
+        wait_text(page, f"{VIS} .xai-global-note", r"stopped at step \d+ of 10000")
+        stopped = inner_text(page, title)
+        assert page.locator(f"{VIS} .xai-global-stop").is_disabled()
 
-            # the tree and the picks follow (they waited for the model)
-            wait_text(page, f"{TREE} .xai-global-fidelity", r"fidelity \d+\.\d%", 120)
-            page.locator(f"{PICKS} .xai-global-picks .xai-tile").first.wait_for(timeout=120_000)
-            assert page.locator(f"{PICKS} .xai-tile").count() == 8
-            wait_kernel_idle(page, NOTEBOOK)
-            assert inner_text(page, title) == stopped  # nothing arrived after the stop
-            check_layout(page, "global_light_1280")
+        # the tree and the picks follow (they waited for the model)
+        wait_text(page, f"{TREE} .xai-global-fidelity", r"fidelity \d+\.\d%", 120)
+        page.locator(f"{PICKS} .xai-global-picks .xai-tile").first.wait_for(timeout=120_000)
+        assert page.locator(f"{PICKS} .xai-tile").count() == 8
+        wait_kernel_idle(page, NOTEBOOK)
+        assert inner_text(page, title) == stopped  # nothing arrived after the stop
+        check_layout(page, "global_light_1280")
 
-            # the depth slider (4 → 6) shows the tree of that depth
-            fidelity = inner_text(page, f"{TREE} .xai-global-fidelity")
-            handle = page.locator(f"{TREE} .xai-global-depth .noUi-handle").first
-            handle.focus()
-            handle.press("ArrowRight")
-            handle.press("ArrowRight")
-            page.wait_for_function(
-                "([sel, old]) => { const e = document.querySelector(sel);"
-                " return e && e.innerText !== old; }",
-                arg=[f"{TREE} .xai-global-fidelity", fidelity], timeout=60_000)
-            wait_text(page, f"{TREE} .xai-global-tree-note", r"the trees of depth 1..8 were fitted")
-            assert page.locator(f"{TREE} .xai-error").count() == 0
+        # the depth slider (4 → 6) shows the tree of that depth
+        fidelity = inner_text(page, f"{TREE} .xai-global-fidelity")
+        handle = page.locator(f"{TREE} .xai-global-depth .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight")
+        handle.press("ArrowRight")
+        page.wait_for_function(
+            "([sel, old]) => { const e = document.querySelector(sel);"
+            " return e && e.innerText !== old; }",
+            arg=[f"{TREE} .xai-global-fidelity", fidelity], timeout=60_000)
+        wait_text(page, f"{TREE} .xai-global-tree-note", r"the trees of depth 1..8 were fitted")
+        assert page.locator(f"{TREE} .xai-error").count() == 0
 
-            # a click on the second pick opens it below
-            page.locator(f"{PICKS} .xai-tile").nth(1).click()
-            explainer = f"{PICKS} .xai-explain-widget"
-            page.locator(f"{explainer} .xai-heatmap-large").wait_for(timeout=60_000)
-            wait_text(page, f"{explainer} .xai-status", r"✓", 120)
-            caption = page.locator(f"{PICKS} .xai-tile").nth(1).inner_text()
-            index = re.match(r"#(\d+)", caption).group(1)
-            assert f"image #{index}" in inner_text(page, PICKS)
-            assert "xai-target" in page.locator(f"{PICKS} .xai-tile").nth(1).get_attribute(
-                "class")
-            wait_kernel_idle(page, NOTEBOOK)
-            assert page.locator(f"{WIDGET} .xai-error").count() == 0
-            check_layout(page, "global_light_1280_pick")
+        # a click on the second pick opens it below
+        page.locator(f"{PICKS} .xai-tile").nth(1).click()
+        explainer = f"{PICKS} .xai-explain-widget"
+        page.locator(f"{explainer} .xai-heatmap-large").wait_for(timeout=60_000)
+        wait_text(page, f"{explainer} .xai-status", r"✓", 120)
+        caption = page.locator(f"{PICKS} .xai-tile").nth(1).inner_text()
+        index = re.match(r"#(\d+)", caption).group(1)
+        assert f"image #{index}" in inner_text(page, PICKS)
+        assert "xai-target" in page.locator(f"{PICKS} .xai-tile").nth(1).get_attribute(
+            "class")
+        wait_kernel_idle(page, NOTEBOOK)
+        assert page.locator(f"{WIDGET} .xai-error").count() == 0
+        check_layout(page, "global_light_1280_pick")
 
-            # the dark theme (Settings > Theme)
-            page.get_by_role("menuitem", name="Settings", exact=True).click()
-            page.get_by_text("Theme", exact=True).hover()
-            page.get_by_text("JupyterLab Dark", exact=True).click()
-            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                                   timeout=30_000)
-            page.wait_for_timeout(500)
-            check_layout(page, "global_dark_1280_pick")
+        # the dark theme (Settings > Theme)
+        page.get_by_role("menuitem", name="Settings", exact=True).click()
+        page.get_by_text("Theme", exact=True).hover()
+        page.get_by_text("JupyterLab Dark", exact=True).click()
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                               timeout=30_000)
+        page.wait_for_timeout(500)
+        check_layout(page, "global_dark_1280_pick")
 
-            # a narrower window
-            page.set_viewport_size({"width": 900, "height": 1000})
-            page.wait_for_timeout(500)
-            check_layout(page, "global_dark_900_pick")
-    finally:
-        close_page(page, NOTEBOOK)
+        # a narrower window
+        page.set_viewport_size({"width": 900, "height": 1000})
+        page.wait_for_timeout(500)
+        check_layout(page, "global_dark_900_pick")

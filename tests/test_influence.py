@@ -11,14 +11,7 @@ from xai_widgets.influence import Influencer, proponents
 from xai_widgets.influence_functions import choose_method
 from xai_widgets.zoo import load_clever_hans, load_clever_hans_training
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on a busy shared machine, captum's many small ops run far slower on 2."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # captum's many small ops
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +20,10 @@ def training():
     return images[:500], labels[:500], tagged[:500]
 
 
-def _snapshot(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}, model.training
-
-
 def test_scores_equal_captum_and_model_untouched(training):
     images, labels, _ = training
     model = load_clever_hans().model.train()  # training mode on purpose: must stay so
-    before, mode = _snapshot(model)
+    before = checksum(model)
     twin_state = load_clever_hans_training(twin=True)[3]
     checkpoints = [twin_state[0], twin_state[-1]]
     influencer = Influencer(model, images, labels, checkpoints, batch_size=128,
@@ -54,10 +43,7 @@ def test_scores_equal_captum_and_model_untouched(training):
     norms = (grads.norm(dim=1) * inputs.norm(dim=1)).clamp_min(1e-12)
     torch.testing.assert_close(alone, one.scores(images[3], 7)[0] / norms, rtol=1e-4, atol=1e-6)
     assert renormalised.scores(images[3], 7)[0].shape == (500,)
-    after, after_mode = _snapshot(model)
-    assert after_mode == mode and all(torch.equal(before[k], after[k]) for k in before)
-    assert all(p.grad is None for p in model.parameters())
-    assert not model._forward_hooks and not any(m._forward_hooks for m in model.modules())
+    assert_untouched(model, before)
 
 
 def test_default_target_is_prediction_and_single_checkpoint(training):

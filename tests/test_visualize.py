@@ -18,15 +18,7 @@ from xai_widgets.global_views import visualize as visualize_module
 from xai_widgets.global_views import visualize_class
 from xai_widgets.zoo import load_autoencoder, load_clever_hans
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Thousands of batch-of-one steps on tiny nets gain nothing from intra-op threads and
-    lose much when the cores are shared (spinning workers); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # thousands of batch-of-one steps
 
 
 @pytest.fixture(scope="module")
