@@ -128,6 +128,15 @@ def lab_page(browser, served: tuple, notebook: str, name: str, width: int = 1280
         close_page(page, notebook)
 
 
+def dark_theme(page) -> None:
+    """Settings › Theme › JupyterLab Dark, as a user switches it; returns once it shows."""
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.get_by_text("Theme", exact=True).hover()
+    page.get_by_text("JupyterLab Dark", exact=True).click()
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                           timeout=30_000)
+
+
 def save_failure_artifacts(page, name: str, log: Path | None = None,
                            console: list | None = None) -> None:
     """What ``artifacts_on_failure`` saves, for a fixture's teardown to call."""

@@ -11,6 +11,7 @@ import pytest
 
 from tests.browser_support import (
     BROWSER_MARKS,
+    dark_theme,
     element_shot,
     lab_page,
     one_cell_server,
@@ -66,11 +67,7 @@ def test_pages_filters_clusters_and_opens_a_row(server, browser):
             timeout=60_000)
         assert page.locator(f"{VIEW} .xai-error").count() == 0
 
-        page.get_by_role("menuitem", name="Settings", exact=True).click()
-        page.get_by_text("Theme", exact=True).hover()
-        page.get_by_text("JupyterLab Dark", exact=True).click()
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                               timeout=30_000)
+        dark_theme(page)
         wait_kernel_idle(page, NOTEBOOK)
         page.mouse.move(0, 0)
         element_shot(page, VIEW, "audit_dark_900", settle_ms=500)

@@ -14,6 +14,7 @@ import pytest
 from tests.browser_support import (
     ARTIFACTS,
     BROWSER_MARKS,
+    dark_theme,
     element_shot,
     lab_page,
     one_cell_server,
@@ -133,11 +134,7 @@ def test_cluster_concept_tcav_projection_report(server, browser):
         assert not overflowing(page), overflowing(page)
 
         # the same in the dark theme (Settings > Theme), for the screenshots
-        page.get_by_role("menuitem", name="Settings", exact=True).click()
-        page.get_by_text("Theme", exact=True).hover()
-        page.get_by_text("JupyterLab Dark", exact=True).click()
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                               timeout=30_000)
+        dark_theme(page)
         page.wait_for_timeout(500)
         page.mouse.move(0, 0)
         shot(page, CONCEPT, "concepts_dark_concept")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.browser_support import (
     BROWSER_MARKS,
+    dark_theme,
     element_shot,
     lab_page,
     one_cell_server,
@@ -121,11 +122,7 @@ def test_visualise_stop_refit_and_open_a_pick(server, browser):
         check_layout(page, "global_light_1280_pick")
 
         # the dark theme (Settings > Theme)
-        page.get_by_role("menuitem", name="Settings", exact=True).click()
-        page.get_by_text("Theme", exact=True).hover()
-        page.get_by_text("JupyterLab Dark", exact=True).click()
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                               timeout=30_000)
+        dark_theme(page)
         page.wait_for_timeout(500)
         check_layout(page, "global_dark_1280_pick")
 
